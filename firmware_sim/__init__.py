@@ -1,0 +1,1 @@
+"""MallSense firmware_sim package."""

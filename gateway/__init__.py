@@ -1,0 +1,1 @@
+"""MallSense gateway package."""
