@@ -212,42 +212,43 @@ class Mosquitto(_Server):
             "log_type notice",
             "connection_messages true",
         ]
+        own = self._own_copy
         if sec.password_file:
-            lines.append(f"password_file {sec.password_file}")
+            lines.append(f"password_file {own(sec.password_file)}")
         if sec.acl_file:
-            lines.append(f"acl_file {sec.acl_file}")
+            lines.append(f"acl_file {own(sec.acl_file)}")
         if sec.certfile:
-            lines += [f"cafile {sec.cafile}", f"certfile {sec.certfile}", f"keyfile {sec.keyfile}"]
+            lines += [f"cafile {own(sec.cafile)}", f"certfile {own(sec.certfile)}",
+                      f"keyfile {own(sec.keyfile)}"]
             if sec.require_certificate:
                 lines.append("require_certificate true")
         lines += sec.extra_lines
         self.conf_path.write_text("\n".join(lines) + "\n")
         self._hand_to_broker_user()
 
+    def _own_copy(self, path: str) -> Path:
+        # Run as root, mosquitto drops to its own user before it reads password, ACL and key
+        # files, so it gets private copies inside its data folder, which it owns.
+        dst = self.data_dir / "etc" / Path(path).name
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(path, dst)
+        dst.chmod(0o600)
+        return dst
+
     def _hand_to_broker_user(self) -> None:
-        # Run as root, mosquitto drops to its own user and then must still read its password and
-        # ACL files and write its persistence file: give it the data folder and those files.
         if os.geteuid() != 0:
             return
         try:
             pw = pwd.getpwnam("mosquitto")
         except KeyError:
             return
-        paths = [self.data_dir, *self.data_dir.rglob("*")]
-        sec = self.security
-        paths += [Path(p) for p in (sec.password_file, sec.acl_file, sec.cafile, sec.certfile,
-                                    sec.keyfile) if p]
-        for p in paths:
+        for p in [self.data_dir, *self.data_dir.rglob("*")]:
             try:
                 os.chown(p, pw.pw_uid, pw.pw_gid)
             except OSError as exc:
                 log.debug("chown %s: %s", p, exc)
-        for p in {Path(x).parent for x in paths}:
-            # Folders on the way must be traversable by the broker's user.
-            try:
-                p.chmod(p.stat().st_mode | 0o711)
-            except OSError:
-                pass
+        # mkdtemp folders are 0700: the broker's user must be able to enter its own folder.
+        self.data_dir.chmod(0o700)
 
     def _command(self) -> list[str]:
         return [self.binary, "-c", str(self.conf_path)]
