@@ -1,0 +1,571 @@
+"""Vectorized maximum-likelihood multilateration from RSSI.
+
+The model is log-distance path loss with Gaussian shadowing in dB (:class:`locate.PathLoss`), so
+the maximum-likelihood fix minimises the weighted sum of squared *dB* residuals
+
+    r_k = rssi_k - (p0_k - 10 n_k log10 d_k) - b,    weight 1 / sigma_k^2,
+
+where ``d_k`` is the 3-D distance from a device at height ``z`` to anchor ``k`` and ``b`` is an
+optional per-device power offset. Inverting RSSI into ranges first and solving least squares on
+ranges (:mod:`locate.baseline`) turns the symmetric dB noise into skewed, heteroscedastic range
+noise and loses accuracy; we never do that.
+
+How it runs, for all devices at once (no Python loop per device):
+
+1. Start: every device's likelihood is evaluated on a coarse grid of candidate points shared by
+   all devices. The squared residuals expand into two small matrix products, so the grid costs
+   one BLAS call per chunk; the best candidate is the start. This does not collapse onto the
+   strongest anchor, as a "start at the loudest gateway" rule does.
+2. Levenberg-Marquardt on the batch: per device a 2x2 system ``J^T W J`` accumulated over the
+   anchors as scalars per device (no (N, K, K) temporaries), Marquardt damping, accept/reject per
+   device, a step cap, optional projection onto a box, optional IRLS for a robust loss. With
+   ``estimate_offset`` the offset is profiled out in closed form (variable projection), so the
+   system stays 2x2 and its Schur complement is the right information for the position.
+3. Covariance: the inverse Fisher information of the model at the estimate (plus the prior
+   precision when a prior is given) - not a heuristic scale.
+
+Devices are processed in chunks so the (chunk, K) temporaries stay in cache and the extra memory
+per device stays a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidParameterError
+from .pathloss import DB_PER_NEPER, PathLoss
+
+__all__ = [
+    "Fix",
+    "multilaterate",
+    "STATUS_CONVERGED",
+    "STATUS_MAX_ITER",
+    "STATUS_TOO_FEW",
+    "STATUS_ILL_CONDITIONED",
+    "STATUS_NOT_HEARD",
+]
+
+log = logging.getLogger(__name__)
+
+STATUS_CONVERGED = 0  #: step below ``xtol``: ok
+STATUS_MAX_ITER = 1  #: ``max_iter`` reached; the fix is still determined (ok) but may be rough
+STATUS_TOO_FEW = 2  #: fewer than ``min_anchors`` heard: best-effort xy, ok False
+STATUS_ILL_CONDITIONED = 3  #: Fisher information (near) singular: best-effort xy, ok False
+STATUS_NOT_HEARD = 4  #: no anchor heard: xy NaN, ok False
+
+_LOSSES = {"l2": None, "huber": 1.345, "cauchy": 2.385}  # default scales in sigmas (95 % efficiency)
+_COND_MIN = 1e-9  # smallest/largest eigenvalue of the Fisher information below which: ill-conditioned
+_TINY = 1e-12
+
+
+@dataclass(frozen=True, eq=False)
+class Fix:
+    """Result of :func:`multilaterate`; every field is an array over the N devices.
+
+    Attributes
+    ----------
+    xy : ndarray, shape (N, 2)
+        Position estimate, metres. NaN where nothing was heard; a best-effort estimate (the
+        damped solver's result) where ``ok`` is False for another reason.
+    cov : ndarray, shape (N, 2, 2)
+        Inverse Fisher information at the estimate (with the prior precision added when a prior
+        is given), m^2. NaN where ``ok`` is False.
+    ok : ndarray of bool, shape (N,)
+        True where the fix is determined: at least ``min_anchors`` heard (or a prior given) and
+        a well-conditioned information matrix.
+    n_heard : ndarray of int, shape (N,)
+        Number of anchors heard (non-NaN RSSI).
+    iterations : ndarray of int, shape (N,)
+        Levenberg-Marquardt iterations used.
+    status : ndarray of int8, shape (N,)
+        One of the ``STATUS_*`` codes of this module.
+    cost : ndarray, shape (N,)
+        Final sum of squared standardised residuals (robust loss: sum of 2 rho(u)); without a
+        prior term. About chi-square with n_heard - 2 (- 1 with offset) degrees of freedom.
+    offset_db : ndarray or None, shape (N,)
+        Estimated per-device power offset (dB, added to every anchor's P0) when
+        ``estimate_offset`` was set, else None.
+    """
+
+    xy: np.ndarray
+    cov: np.ndarray
+    ok: np.ndarray
+    n_heard: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray
+    cost: np.ndarray
+    offset_db: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.xy.shape[0]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_int(name, value, lo):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise InvalidParameterError(name, f"must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _check_anchors(anchors_xyz) -> np.ndarray:
+    a = np.asarray(anchors_xyz, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3 or a.shape[0] < 1:
+        raise InvalidParameterError("anchors_xyz", f"must have shape (K, 3), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise InvalidParameterError("anchors_xyz", "must be finite")
+    return a
+
+
+def _check_model(model, k) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(model, PathLoss):
+        raise InvalidParameterError("model", f"must be a locate.PathLoss, got {type(model).__name__}")
+    return model.per_anchor(k)
+
+
+def _check_z(z, n) -> np.ndarray:
+    zz = np.asarray(z, dtype=np.float64)
+    if zz.ndim > 1 or (zz.ndim == 1 and zz.shape[0] != n):
+        raise InvalidParameterError("z", f"must be a scalar or shape ({n},), got {zz.shape}")
+    if not np.all(np.isfinite(zz)):
+        raise InvalidParameterError("z", "must be finite")
+    if np.any(zz < 0):
+        raise InvalidParameterError("z", "must be >= 0 (height in the site frame, metres)")
+    return zz
+
+
+def _check_bounds(bounds):
+    if bounds is None:
+        return None
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.shape != (4,) or not np.all(np.isfinite(b)) or b[0] >= b[2] or b[1] >= b[3]:
+        raise InvalidParameterError("bounds", f"must be finite (xmin, ymin, xmax, ymax) with min < max, got {bounds!r}")
+    return b
+
+
+def _check_prior(prior_xy, prior_cov, n):
+    if prior_xy is None and prior_cov is None:
+        return None
+    if prior_xy is None or prior_cov is None:
+        raise InvalidParameterError("prior_cov" if prior_cov is None else "prior_xy",
+                                    "prior_xy and prior_cov must be given together")
+    m = np.asarray(prior_xy, dtype=np.float64)
+    if m.shape == (2,):
+        m = np.broadcast_to(m, (n, 2))
+    if m.shape != (n, 2) or not np.all(np.isfinite(m)):
+        raise InvalidParameterError("prior_xy", f"must be finite with shape (2,) or ({n}, 2), got {m.shape}")
+    c = np.asarray(prior_cov, dtype=np.float64)
+    if c.shape == (2, 2):
+        c = np.broadcast_to(c, (n, 2, 2))
+    if c.shape != (n, 2, 2) or not np.all(np.isfinite(c)):
+        raise InvalidParameterError("prior_cov", f"must be finite with shape (2, 2) or ({n}, 2, 2), got {c.shape}")
+    a, b, b2, d = c[:, 0, 0], c[:, 0, 1], c[:, 1, 0], c[:, 1, 1]
+    det = a * d - b * b
+    if np.any(b != b2) or np.any(a <= 0) or np.any(det <= 0):
+        raise InvalidParameterError("prior_cov", "must be symmetric positive definite")
+    # precision (inverse covariance) as three (N,) arrays
+    return m, np.stack([d / det, -b / det, a / det], axis=1)
+
+
+# --------------------------------------------------------------------------- core
+
+
+class _Problem:
+    """Per-call constants: anchor geometry and the model in the solver's units."""
+
+    def __init__(self, anchors, p0, n, sigma, loss, loss_scale, offset, bounds):
+        self.ax = anchors[:, 0].copy()
+        self.ay = anchors[:, 1].copy()
+        self.az = anchors[:, 2].copy()
+        self.p0 = p0
+        self.inv_sigma = 1.0 / sigma
+        self.g = n * DB_PER_NEPER  # d(rssi)/d(ln d)
+        self.h = 0.5 * self.g  # d(rssi)/d(ln d^2)
+        self.loss = loss
+        self.c = loss_scale
+        self.offset = offset
+        self.bounds = bounds
+
+
+class _Chunk:
+    """Data of the rows still iterating, in standardised units (divided by sigma)."""
+
+    def __init__(self, pb: _Problem, rssi, z):
+        heard = ~np.isnan(rssi)
+        self.sw = heard * pb.inv_sigma  # sqrt of the weight: 1/sigma where heard, else 0
+        self.syp = np.where(heard, (rssi - pb.p0) * pb.inv_sigma, 0.0)
+        self.swh = self.sw * pb.h
+        self.swg = self.sw * pb.g
+        self.S = np.einsum("ij,ij->i", self.sw, self.sw)
+        dz = pb.az - (z[:, None] if np.ndim(z) else z)
+        self.dz2 = dz * dz
+        self.n_heard = heard.sum(axis=1)
+
+    def take(self, idx):
+        new = object.__new__(_Chunk)
+        for k in ("sw", "syp", "swh", "swg", "S", "n_heard"):
+            setattr(new, k, getattr(self, k)[idx])
+        new.dz2 = self.dz2[idx] if self.dz2.ndim == 2 else self.dz2
+        return new
+
+
+def _rho2(u, loss, c):
+    """2 rho(u) and the IRLS weight psi(u)/u for the standardised residual u."""
+    au = np.abs(u)
+    if loss == "huber":
+        w = np.minimum(1.0, c / np.maximum(au, _TINY))
+        r2 = np.where(au <= c, u * u, 2.0 * c * au - c * c)
+    else:  # cauchy
+        q = (u / c) ** 2
+        w = 1.0 / (1.0 + q)
+        r2 = c * c * np.log1p(q)
+    return r2, w
+
+
+def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
+    """Cost and Gauss-Newton system at (x, y) for the rows of ``ch``.
+
+    Returns (cost, hxx, hxy, hyy, gx, gy, b), each (n,). h is J^T W J (the Fisher information
+    for the position, offset profiled out), g is J^T W r.
+    """
+    dx = x[:, None] - pb.ax
+    dy = y[:, None] - pb.ay
+    d2 = dx * dx
+    d2 += dy * dy
+    d2 += ch.dz2
+    t = ch.swg / d2
+    sr = np.log(d2)
+    sr *= ch.swh
+    sr += ch.syp  # standardised residual, offset not yet removed
+    ex = t * dx  # weighted Jacobian of the residual w.r.t. x
+    ey = np.multiply(t, dy, out=t)
+    sw, S = ch.sw, ch.S
+    if robust and pb.loss is not None:
+        u = sr - sw * b_prev[:, None] if pb.offset else sr
+        _, om = _rho2(u, pb.loss, pb.c)
+        np.sqrt(om, out=om)
+        sr *= om
+        ex *= om
+        ey *= om
+        sw = sw * om
+        S = np.einsum("ij,ij->i", sw, sw)
+    dot = np.einsum
+    hxx = dot("ij,ij->i", ex, ex)
+    hxy = dot("ij,ij->i", ex, ey)
+    hyy = dot("ij,ij->i", ey, ey)
+    gx = dot("ij,ij->i", ex, sr)
+    gy = dot("ij,ij->i", ey, sr)
+    if pb.offset:
+        Ss = np.maximum(S, _TINY)
+        sr_ = dot("ij,ij->i", sw, sr)
+        sx = dot("ij,ij->i", sw, ex)
+        sy = dot("ij,ij->i", sw, ey)
+        b = sr_ / Ss
+        hxx -= sx * sx / Ss
+        hxy -= sx * sy / Ss
+        hyy -= sy * sy / Ss
+        gx -= b * sx
+        gy -= b * sy
+    else:
+        b = None
+    if robust and pb.loss is not None:
+        # cost of the robust loss at the new offset, on unweighted residuals
+        u = sr / np.where(om > 0, om, 1.0)
+        if pb.offset:
+            u -= ch.sw * b[:, None]
+        r2, _ = _rho2(u, pb.loss, pb.c)
+        cost = dot("ij,ij->i", r2, ch.sw > 0)
+    else:
+        cost = dot("ij,ij->i", sr, sr)
+        if pb.offset:
+            cost -= b * b * S
+    return cost, hxx, hxy, hyy, gx, gy, b
+
+
+def _grid(pb: _Problem, k: int):
+    """Candidate start points shared by all devices: a grid over the box."""
+    if pb.bounds is not None:
+        x0, y0, x1, y1 = pb.bounds
+    else:
+        x0, x1 = pb.ax.min(), pb.ax.max()
+        y0, y1 = pb.ay.min(), pb.ay.max()
+        pad = 0.25 * max(x1 - x0, y1 - y0, 4.0)
+        x0, x1, y0, y1 = x0 - pad, x1 + pad, y0 - pad, y1 + pad
+    target = int(np.clip(8 * k, 64, 256))
+    w, h = x1 - x0, y1 - y0
+    step = np.sqrt(w * h / target)
+    nx = max(2, int(round(w / step)) + 1)
+    ny = max(2, int(round(h / step)) + 1)
+    gx, gy = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
+    return gx.ravel(), gy.ravel()
+
+
+def _start(pb, ch, z_ref, grid):
+    """Best grid candidate per row by the Gaussian likelihood (offset profiled if estimated)."""
+    gx, gy = grid
+    d2 = (gx[:, None] - pb.ax) ** 2 + (gy[:, None] - pb.ay) ** 2 + (pb.az - z_ref) ** 2
+    L = np.log(d2)  # (G, K)
+    # sum_k (syp + swh L)^2 = const + 2 (syp swh) . L + swh^2 . L^2
+    lhs = [2.0 * ch.syp * ch.swh, ch.swh * ch.swh]
+    rhs = [L, L * L]
+    cost = np.concatenate(lhs, axis=1) @ np.concatenate(rhs, axis=1).T  # (n, G)
+    if pb.offset:
+        s = np.einsum("ij,ij->i", ch.sw, ch.syp)[:, None] + (ch.sw * ch.swh) @ L.T
+        cost -= s * s / np.maximum(ch.S, _TINY)[:, None]
+    best = np.argmin(cost, axis=1)
+    return gx[best], gy[best]
+
+
+def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl):
+    n = ch.S.shape[0]
+    x, y = _start(pb, ch, z_ref, grid)
+    b0 = np.zeros(n)
+    if prior is not None:
+        pm, pp = prior[0][sl], prior[1][sl]
+
+    def full_cost(cost, x, y, rows):
+        if prior is None:
+            return cost
+        ex, ey = x - pm[rows, 0], y - pm[rows, 1]
+        P = pp[rows]
+        return cost + P[:, 0] * ex * ex + 2 * P[:, 1] * ex * ey + P[:, 2] * ey * ey
+
+    rows = np.arange(n)
+    if pb.loss is not None and pb.offset:
+        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[6]
+    cost, hxx, hxy, hyy, gx, gy, b = _evaluate(pb, ch, x, y, b0)
+    fcost = full_cost(cost, x, y, rows)
+    lam = np.full(n, 1e-3)
+    iters = np.zeros(n, np.int32)
+    done = np.zeros(n, bool)
+    # state of all rows of the chunk; `act` indexes the rows still iterating
+    X, Y, C, B = x, y, cost, b
+    act = rows
+    sub = ch
+    for _ in range(max_iter):
+        a_, c_, b_ = hxx * (1 + lam) + _TINY, hyy * (1 + lam) + _TINY, hxy
+        gx_, gy_ = gx, gy
+        if prior is not None:
+            P = pp[act]
+            ex, ey = x - pm[act, 0], y - pm[act, 1]
+            a_ = a_ + P[:, 0]
+            b_ = b_ + P[:, 1]
+            c_ = c_ + P[:, 2]
+            gx_ = gx + P[:, 0] * ex + P[:, 1] * ey
+            gy_ = gy + P[:, 1] * ex + P[:, 2] * ey
+        det = a_ * c_ - b_ * b_
+        sx = -(c_ * gx_ - b_ * gy_) / det
+        sy = -(a_ * gy_ - b_ * gx_) / det
+        ln = np.hypot(sx, sy)
+        sc = np.minimum(1.0, max_step / np.maximum(ln, _TINY))
+        xt, yt = x + sx * sc, y + sy * sc
+        if pb.bounds is not None:
+            np.clip(xt, pb.bounds[0], pb.bounds[2], out=xt)
+            np.clip(yt, pb.bounds[1], pb.bounds[3], out=yt)
+        moved = np.hypot(xt - x, yt - y)
+        res = _evaluate(pb, sub, xt, yt, b if b is not None else b0[act])
+        fct = full_cost(res[0], xt, yt, act)
+        better = fct < fcost
+        iters[act] += 1
+        x = np.where(better, xt, x)
+        y = np.where(better, yt, y)
+        fcost = np.where(better, fct, fcost)
+        cost, hxx, hxy, hyy, gx, gy = (np.where(better, new, old) for new, old in
+                                        zip(res[:6], (cost, hxx, hxy, hyy, gx, gy)))
+        if b is not None:
+            b = np.where(better, res[6], b)
+        lam = np.where(better, np.maximum(lam / 3.0, 1e-7), lam * 4.0)
+        conv = (moved < xtol) | (lam > 1e8)
+        if conv.any():
+            X[act], Y[act], C[act] = x, y, cost
+            if b is not None:
+                B[act] = b
+            done[act[conv]] = True
+            keep = ~conv
+            if not keep.any():
+                break
+            act = act[keep]
+            sub = sub.take(keep)
+            x, y, cost, fcost, lam = x[keep], y[keep], cost[keep], fcost[keep], lam[keep]
+            hxx, hxy, hyy, gx, gy = hxx[keep], hxy[keep], hyy[keep], gx[keep], gy[keep]
+            if b is not None:
+                b = b[keep]
+    else:
+        X[act], Y[act], C[act] = x, y, cost
+        if b is not None:
+            B[act] = b
+    # Fisher information at the estimate (nominal model, no robust weights)
+    if pb.loss is not None:
+        fi = _evaluate(pb, ch, X, Y, B if B is not None else b0, robust=False)
+    else:
+        fi = _evaluate(pb, ch, X, Y, b0, robust=False)
+    ixx, ixy, iyy = fi[1], fi[2], fi[3]
+    tr = ixx + iyy
+    det_i = ixx * iyy - ixy * ixy
+    disc = np.sqrt(np.maximum(tr * tr / 4 - det_i, 0.0))
+    lmin, lmax = tr / 2 - disc, tr / 2 + disc
+    well = lmin > _COND_MIN * np.maximum(lmax, _TINY)
+    if prior is not None:
+        ixx, ixy, iyy = ixx + pp[:, 0], ixy + pp[:, 1], iyy + pp[:, 2]
+        det_i = ixx * iyy - ixy * ixy
+        well = np.ones(n, bool)
+    nh = ch.n_heard
+    enough = nh >= min_anchors if prior is None else np.ones(n, bool)
+    ok = well & enough & (nh > 0) & np.isfinite(X) & np.isfinite(Y) & (det_i > 0)
+    status = np.where(done, STATUS_CONVERGED, STATUS_MAX_ITER).astype(np.int8)
+    status[~well] = STATUS_ILL_CONDITIONED
+    status[~enough] = STATUS_TOO_FEW
+    status[nh == 0] = STATUS_NOT_HEARD
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = np.empty((n, 2, 2))
+        cov[:, 0, 0] = iyy / det_i
+        cov[:, 1, 1] = ixx / det_i
+        cov[:, 0, 1] = cov[:, 1, 0] = -ixy / det_i
+    cov[~ok] = np.nan
+    X[nh == 0] = np.nan
+    Y[nh == 0] = np.nan
+    out["xy"][sl, 0] = X
+    out["xy"][sl, 1] = Y
+    out["cov"][sl] = cov
+    out["ok"][sl] = ok
+    out["n_heard"][sl] = nh
+    out["iterations"][sl] = iters
+    out["status"][sl] = status
+    out["cost"][sl] = np.where(nh > 0, C, np.nan)
+    if out["offset_db"] is not None:
+        out["offset_db"][sl] = np.where(nh > 0, B, np.nan)
+
+
+def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None, loss="l2",
+                  loss_scale=None, estimate_offset=False, prior_xy=None, prior_cov=None,
+                  min_anchors=None, max_iter=40, xtol=1e-3, max_step=None,
+                  chunk_size=4096) -> Fix:
+    """Maximum-likelihood positions of many devices from the RSSI that anchors heard.
+
+    Parameters
+    ----------
+    anchors_xyz : array_like, shape (K, 3)
+        Anchor (gateway) positions, metres, site frame.
+    rssi_dbm : array_like, shape (N, K)
+        RSSI per device and anchor, dBm; NaN where the anchor did not hear the device.
+    model : PathLoss
+        Path-loss model, scalars or one value per anchor.
+    z : float or array_like, shape (N,)
+        Device height in the site frame (m, >= 0); fixed, not estimated (ceiling anchors do
+        not observe height).
+    bounds : (xmin, ymin, xmax, ymax), optional
+        Box the solution is kept in (e.g. the floor outline's bounding box); also the area of
+        the start grid.
+    loss : {"l2", "huber", "cauchy"}
+        "l2" is the Gaussian maximum likelihood; the robust losses reweight (IRLS) residuals
+        beyond ``loss_scale`` sigmas.
+    loss_scale : float, optional
+        Robust loss threshold in units of sigma (defaults 1.345 Huber, 2.385 Cauchy).
+    estimate_offset : bool
+        Jointly estimate a per-device power offset (dB) common to all anchors (uncalibrated
+        phones). Needs one more anchor; the position bound rises.
+    prior_xy, prior_cov : array_like, shapes (N, 2) / (N, 2, 2) or (2,) / (2, 2), optional
+        Gaussian prior on the position (e.g. a tracker's prediction). The result is then the
+        MAP estimate and ``cov`` the posterior covariance.
+    min_anchors : int, optional
+        Anchors needed for ``ok`` (default 3, or 4 with ``estimate_offset``); ignored with a prior.
+    max_iter : int
+        Levenberg-Marquardt iterations at most.
+    xtol : float
+        A device stops when its step is below ``xtol`` metres.
+    max_step : float, optional
+        Step cap in metres (default: a quarter of the start grid's diagonal).
+    chunk_size : int
+        Devices processed together; bounds the temporary memory.
+
+    Returns
+    -------
+    Fix
+        ``xy`` (N, 2), ``cov`` (N, 2, 2), ``ok`` (N,), ``n_heard``, ``iterations``, ``status``,
+        ``cost``, ``offset_db``. Rows that cannot be solved are flagged in ``ok``/``status``,
+        never raised.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a bad option or input shape, naming it, before any work.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from locate import PathLoss, multilaterate
+    >>> anchors = np.array([[0, 0, 3.], [20, 0, 3.], [0, 20, 3.], [20, 20, 3.]])
+    >>> model = PathLoss(p0_dbm=-59.0, exponent=2.5, sigma_db=6.0)
+    >>> truth = np.array([[5.0, 12.0], [15.0, 3.0]])
+    >>> d = np.linalg.norm(np.c_[truth, np.full(2, 1.2)][:, None] - anchors, axis=2)
+    >>> fix = multilaterate(anchors, model.mean_rssi(d), model, z=1.2)
+    >>> np.round(fix.xy, 3)
+    array([[ 5., 12.],
+           [15.,  3.]])
+    >>> fix.ok
+    array([ True,  True])
+    >>> bool(np.all(np.sqrt(np.trace(fix.cov, axis1=1, axis2=2)) > 1.0))  # 6 dB: metres, not cm
+    True
+    >>> rssi = model.mean_rssi(d)
+    >>> rssi[1, 1:] = np.nan                         # second device: one anchor heard
+    >>> fix = multilaterate(anchors, rssi, model)
+    >>> fix.ok, fix.status
+    (array([ True, False]), array([0, 2], dtype=int8))
+    >>> multilaterate(anchors, rssi, model, loss="l1")
+    Traceback (most recent call last):
+    ...
+    locate.errors.InvalidParameterError: loss: must be one of ['cauchy', 'huber', 'l2'], got 'l1'
+    """
+    anchors = _check_anchors(anchors_xyz)
+    k = anchors.shape[0]
+    rssi = np.asarray(rssi_dbm, dtype=np.float64)
+    if rssi.ndim != 2 or rssi.shape[1] != k:
+        raise InvalidParameterError("rssi_dbm", f"must have shape (N, {k}) for {k} anchors, got {rssi.shape}")
+    if np.isinf(rssi).any():
+        raise InvalidParameterError("rssi_dbm", "must be finite or NaN (not heard)")
+    n = rssi.shape[0]
+    p0, nexp, sigma = _check_model(model, k)
+    zz = _check_z(z, n)
+    box = _check_bounds(bounds)
+    if loss not in _LOSSES:
+        raise InvalidParameterError("loss", f"must be one of {sorted(_LOSSES)}, got {loss!r}")
+    c = _LOSSES[loss] if loss_scale is None else float(loss_scale)
+    if loss_scale is not None and not (np.isfinite(c) and c > 0):
+        raise InvalidParameterError("loss_scale", f"must be > 0, got {loss_scale!r}")
+    if not isinstance(estimate_offset, (bool, np.bool_)):
+        raise InvalidParameterError("estimate_offset", f"must be a bool, got {estimate_offset!r}")
+    prior = _check_prior(prior_xy, prior_cov, n)
+    min_anchors = _as_int("min_anchors", 4 if estimate_offset else 3, 1) if min_anchors is None \
+        else _as_int("min_anchors", min_anchors, 1)
+    max_iter = _as_int("max_iter", max_iter, 1)
+    chunk_size = _as_int("chunk_size", chunk_size, 1)
+    if not (np.isfinite(xtol) and xtol > 0):
+        raise InvalidParameterError("xtol", f"must be > 0, got {xtol!r}")
+    if max_step is not None and not (np.isfinite(max_step) and max_step > 0):
+        raise InvalidParameterError("max_step", f"must be > 0, got {max_step!r}")
+
+    pb = _Problem(anchors, p0, nexp, sigma, None if loss == "l2" else loss, c, bool(estimate_offset), box)
+    grid = _grid(pb, k)
+    if max_step is None:
+        max_step = 0.25 * float(np.hypot(np.ptp(grid[0]), np.ptp(grid[1])))
+    z_ref = float(np.median(zz)) if zz.ndim and n else float(zz) if not zz.ndim else 0.0
+    out = {
+        "xy": np.empty((n, 2)),
+        "cov": np.empty((n, 2, 2)),
+        "ok": np.empty(n, bool),
+        "n_heard": np.empty(n, np.int32),
+        "iterations": np.empty(n, np.int32),
+        "status": np.empty(n, np.int8),
+        "cost": np.empty(n),
+        "offset_db": np.empty(n) if estimate_offset else None,
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i0 in range(0, n, chunk_size):
+            sl = slice(i0, min(n, i0 + chunk_size))
+            ch = _Chunk(pb, rssi[sl], zz[sl] if zz.ndim else zz)
+            _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl)
+    return Fix(**out)
