@@ -19,9 +19,10 @@ from typing import Any
 from gateway.wire.errors import WireError
 
 VERSION = 1
-# A 5000-sighting batch with every optional key is ~1 MB; a typical 1 s window in a busy mall is
-# a few hundred sightings (~40 kB). 256 KiB bounds what one message may cost us to parse.
-MAX_PAYLOAD_BYTES = 256 * 1024
+# A typical sighting is ~60 bytes, so MAX_SIGHTINGS (5000) of them are ~300 kB; a busy 1 s window
+# in a mall is a few hundred (~25 kB). 1 MiB leaves room for optional keys and bounds what one
+# message can cost us to parse (~10 ms).
+MAX_PAYLOAD_BYTES = 1024 * 1024
 
 # Site, gateway, zone, floor ids: they appear in topics and Influx tags, so no '/', '+', '#'.
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
