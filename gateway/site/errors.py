@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-try:
-    from gateway.errors import GatewayError as _Root
-except ImportError:  # pragma: no cover - gateway.errors is being written in parallel
-    _Root = Exception
+from gateway.errors import GatewayError
 
 
 @dataclass(frozen=True)
@@ -28,7 +25,7 @@ class Problem:
         return f"{where}: {self.key}: {self.why}"
 
 
-class SiteError(_Root):
+class SiteError(GatewayError):
     """A site file was refused. `problems` lists every problem found, in file order."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from gateway.site.validate import validate
 
 log = logging.getLogger(__name__)
 
+_AT_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)")
 TOP_LEVEL_KEYS = ("schema", "site", "radio", "floors", "zones", "gateways")
 
 
@@ -32,8 +34,11 @@ def parse_site(text: str, file: str = "<site>") -> Site:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise SiteError([Problem(file, line, "<toml>", f"not valid TOML: {exc}")]) from None
+        # tomllib only gained exc.lineno in Python 3.14; before that the line is in the text.
+        m = _AT_LINE.search(str(exc))
+        line = getattr(exc, "lineno", None) or (int(m.group(1)) if m else None)
+        why = _AT_LINE.sub("", str(exc)).strip()
+        raise SiteError([Problem(file, line, "<toml>", f"not valid TOML: {why}")]) from None
     rep = Reporter(file, LineIndex(text))
     read_schema_version(raw.get("schema"), rep)
     for key in raw:

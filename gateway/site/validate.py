@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import shapely
 from shapely.geometry import LinearRing, Point
 from shapely.geometry import Polygon as ShapelyPolygon
@@ -29,14 +30,16 @@ def check_polygon(rep: Reporter, path: tuple, poly: Polygon, item_id: str | None
         rep.add(path, f"polygon is not closed: it has {len(distinct)} distinct vertices, "
                       "needs at least 3", item_id)
         return False
-    ring = LinearRing(poly)
-    if not ring.is_simple:
+    xy = np.asarray(poly, dtype=float)
+    d = xy - xy[0]
+    if np.abs(d[:, 0, None] * d[None, :, 1] - d[:, 1, None] * d[None, :, 0]).max() <= 1e-9:
+        rep.add(path, "polygon is degenerate: its area is zero (all vertices on one line)",
+                item_id)
+        return False
+    if not LinearRing(poly).is_simple:
         rep.add(path, "polygon is self-intersecting (edges cross or touch)", item_id)
         return False
     shape = ShapelyPolygon(poly)
-    if shape.area <= 1e-9:
-        rep.add(path, "polygon is degenerate: its area is zero (collinear vertices)", item_id)
-        return False
     minx, miny, maxx, maxy = shape.bounds
     extent = max(maxx - minx, maxy - miny)
     if extent > MAX_EXTENT_M:
