@@ -1,0 +1,343 @@
+"""Batched constant-velocity Kalman tracking of devices, with an RTS smoother for offline use.
+
+State per device ``x = [x, y, vx, vy]`` (metres, m/s), covariance ``P`` (4,4); motion model
+``F`` constant velocity, ``Q`` white (continuous) acceleration of spectral density
+``sigma_a**2``; measurement ``H`` picks the position, ``R`` is each fix's covariance as
+:func:`locate.multilaterate` returns it.  Everything is batched over devices: ``x`` (N,4),
+``P`` (N,4,4), per-device ``dt``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from locate.track import KalmanTracker
+>>> kf = KalmanTracker(2, sigma_a=0.5)
+>>> R = np.broadcast_to(np.eye(2) * 4.0, (2, 2, 2))
+>>> for t in range(5):
+...     z = np.array([[1.2 * t, 0.0], [10.0, 5.0]])
+...     st = kf.step(float(t), z, R)
+>>> np.round(kf.x[1, :2], 6)
+array([10.,  5.])
+>>> bool(kf.x[0, 2] > 0.5)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["KalmanTracker", "TrackStatus", "SmoothResult", "rts_smooth", "cv_matrices"]
+
+H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+# chi-square 2 dof, 99.9 %: a fix further than this from the prediction is an outlier.
+GATE_999 = 13.815510557964274
+
+
+def cv_matrices(dt, sigma_a: float):
+    """Batched constant-velocity ``F`` (N,4,4) and white-acceleration ``Q`` (N,4,4).
+
+    Examples
+    --------
+    >>> F, Q = cv_matrices(np.array([2.0]), 1.0)
+    >>> F[0, 0, 2], Q[0, 0, 0], Q[0, 0, 2], Q[0, 2, 2]
+    (np.float64(2.0), np.float64(2.6666666666666665), np.float64(2.0), np.float64(2.0))
+    """
+    dt = np.asarray(dt, dtype=float).reshape(-1)
+    n = dt.shape[0]
+    F = np.broadcast_to(np.eye(4), (n, 4, 4)).copy()
+    F[:, 0, 2] = dt
+    F[:, 1, 3] = dt
+    q = sigma_a**2
+    Q = np.zeros((n, 4, 4))
+    for i in (0, 1):
+        Q[:, i, i] = q * dt**3 / 3
+        Q[:, i, i + 2] = Q[:, i + 2, i] = q * dt**2 / 2
+        Q[:, i + 2, i + 2] = q * dt
+    return F, Q
+
+
+@dataclass(frozen=True)
+class TrackStatus:
+    """Per-device outcome of an update, all (N,) arrays.
+
+    ``used``: fix applied; ``gated``: fix rejected as an outlier; ``started``: track
+    (re)initialised from this fix; ``d2``: squared Mahalanobis distance of the innovation
+    (NaN where no fix or no track).
+    """
+
+    used: np.ndarray
+    gated: np.ndarray
+    started: np.ndarray
+    d2: np.ndarray
+
+
+class KalmanTracker:
+    """Constant-velocity Kalman filter over ``n`` device slots.
+
+    Parameters
+    ----------
+    n : int
+        Number of slots (the bound on simultaneous tracks).
+    sigma_a : float
+        White-acceleration noise, m/s^2 per sqrt(Hz).  Pedestrians: 0.3-1.
+    v_max : float
+        Walking-speed cap, m/s.  Faster estimates are clipped and ``P`` inflated by the
+        removed speed, so the filter does not trust the clipped value.
+    gate : float
+        Squared Mahalanobis distance above which a fix is rejected.
+    max_gated : int
+        After this many consecutive rejected fixes the track restarts from the next fix
+        (the device really did move: a floor change, a missed segment).
+    v0 : float
+        Initial velocity standard deviation, m/s.
+    expiry_s : float
+        :meth:`expire` frees slots not updated for this long.
+
+    Attributes
+    ----------
+    x : (n,4) state; P : (n,4,4) covariance; active : (n,) bool; t : (n,) time of last
+    predict/update; t_fix : (n,) time of last used fix; ids : (n,) object, key per slot.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        sigma_a: float = 0.5,
+        v_max: float = 2.5,
+        gate: float = GATE_999,
+        max_gated: int = 5,
+        v0: float = 1.0,
+        expiry_s: float = 60.0,
+    ):
+        for name, val in (("sigma_a", sigma_a), ("v_max", v_max), ("gate", gate), ("v0", v0), ("expiry_s", expiry_s)):
+            if not (np.isfinite(val) and val > 0):
+                raise ValueError(f"{name}: must be finite and > 0, got {val}")
+        if n < 0 or max_gated < 1:
+            raise ValueError(f"n >= 0 and max_gated >= 1 required, got {n}, {max_gated}")
+        self.sigma_a, self.v_max, self.gate = float(sigma_a), float(v_max), float(gate)
+        self.max_gated, self.v0, self.expiry_s = int(max_gated), float(v0), float(expiry_s)
+        self.x = np.full((n, 4), np.nan)
+        self.P = np.full((n, 4, 4), np.nan)
+        self.active = np.zeros(n, bool)
+        self.t = np.full(n, np.nan)
+        self.t_fix = np.full(n, np.nan)
+        self.n_gated = np.zeros(n, int)
+        self.ids = np.full(n, None, dtype=object)
+        self._slot: dict = {}
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    # --- keyed slots -------------------------------------------------------------------
+    def slots(self, ids, create: bool = True) -> np.ndarray:
+        """Slot of each device id, allocating free slots for new ids when ``create``.
+
+        Returns (len(ids),) int; -1 where the id is unknown (``create=False``) or no slot is
+        free (the table is full: expire stale tracks first).  A new slot starts inactive.
+        """
+        out = np.full(len(ids), -1, dtype=int)
+        free = iter(np.flatnonzero(self.ids == None).tolist())  # noqa: E711 (object array)
+        for i, key in enumerate(ids):
+            s = self._slot.get(key)
+            if s is None and create:
+                s = next(free, None)
+                if s is not None:
+                    self._slot[key] = s
+                    self.ids[s] = key
+                    self.reset(np.array([s]))
+            out[i] = -1 if s is None else s
+        return out
+
+    def remove(self, ids) -> None:
+        """Free the slots of these ids (unknown ids are ignored)."""
+        for key in ids:
+            s = self._slot.pop(key, None)
+            if s is not None:
+                self.ids[s] = None
+                self.reset(np.array([s]))
+
+    def expire(self, now: float) -> list:
+        """Free slots whose last fix is older than ``expiry_s``; returns the expired ids."""
+        stale = (self.ids != None) & ~(now - np.nan_to_num(self.t_fix, nan=-np.inf) < self.expiry_s)  # noqa: E711
+        keys = self.ids[stale].tolist()
+        self.remove(keys)
+        return keys
+
+    def reset(self, mask) -> None:
+        """Drop the tracks in ``mask`` (bool (n,) or slot indices): the next fix restarts them."""
+        self.x[mask] = np.nan
+        self.P[mask] = np.nan
+        self.active[mask] = False
+        self.t[mask] = np.nan
+        self.t_fix[mask] = np.nan
+        self.n_gated[mask] = 0
+
+    # --- filter ------------------------------------------------------------------------
+    def predict(self, dt, mask=None) -> None:
+        """Propagate active tracks by ``dt`` seconds (scalar or (n,)); inactive are untouched."""
+        dt = np.broadcast_to(np.asarray(dt, dtype=float), (self.n,))
+        m = self.active if mask is None else self.active & np.asarray(mask, bool)
+        m = m & (dt > 0)
+        if not np.any(m):
+            return
+        F, Q = cv_matrices(dt[m], self.sigma_a)
+        self.x[m] = np.einsum("nij,nj->ni", F, self.x[m])
+        self.P[m] = F @ self.P[m] @ F.transpose(0, 2, 1) + Q
+        self._cap_speed(m)
+        self.t[m] = self.t[m] + dt[m]
+
+    def _cap_speed(self, m) -> None:
+        v = self.x[m, 2:]
+        speed = np.hypot(v[:, 0], v[:, 1])
+        over = speed > self.v_max
+        if np.any(over):
+            idx = np.flatnonzero(m)[over]
+            scale = self.v_max / speed[over]
+            self.x[idx, 2:] *= scale[:, None]
+            # The clipped part is not known to be wrong, only implausible: keep it as variance.
+            extra = (speed[over] - self.v_max) ** 2
+            self.P[idx, 2, 2] += extra
+            self.P[idx, 3, 3] += extra
+
+    def update(self, z, R, mask=None) -> TrackStatus:
+        """Apply fixes ``z`` (n,2) with covariances ``R`` (n,2,2) where ``mask`` (and z finite).
+
+        Inactive slots start from their fix; active ones are gated on the squared Mahalanobis
+        distance of the innovation.
+        """
+        z = np.asarray(z, dtype=float)
+        R = np.asarray(R, dtype=float)
+        if z.shape != (self.n, 2) or R.shape != (self.n, 2, 2):
+            raise ValueError(f"z/R: expected ({self.n},2) and ({self.n},2,2), got {z.shape}, {R.shape}")
+        has = np.isfinite(z).all(axis=1) & np.isfinite(R).all(axis=(1, 2))
+        if mask is not None:
+            has &= np.asarray(mask, bool)
+        d2 = np.full(self.n, np.nan)
+        upd = has & self.active
+        gated = np.zeros(self.n, bool)
+        if np.any(upd):
+            i = np.flatnonzero(upd)
+            Pi, xi = self.P[i], self.x[i]
+            S = Pi[:, :2, :2] + R[i]
+            y = z[i] - xi[:, :2]
+            Sinv_y = np.linalg.solve(S, y[..., None])[..., 0]
+            d2[i] = np.einsum("ni,ni->n", y, Sinv_y)
+            ok = d2[i] <= self.gate
+            gated[i[~ok]] = True
+            self.n_gated[i[~ok]] += 1
+            i, Pi, xi, S, Sinv_y = i[ok], Pi[ok], xi[ok], S[ok], Sinv_y[ok]
+            # K = P H^T S^-1 ; Joseph form keeps P symmetric positive under round-off.
+            PHt = Pi[:, :, :2]
+            K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)
+            self.x[i] = xi + np.einsum("nij,nj->ni", K, (z[i] - xi[:, :2]))
+            IKH = np.broadcast_to(np.eye(4), K.shape[:1] + (4, 4)) - K @ H
+            self.P[i] = IKH @ Pi @ IKH.transpose(0, 2, 1) + K @ R[i] @ K.transpose(0, 2, 1)
+            self.n_gated[i] = 0
+            m = np.zeros(self.n, bool)
+            m[i] = True
+            self._cap_speed(m)
+        restart = has & (~self.active | (self.n_gated >= self.max_gated))
+        if np.any(restart):
+            self.x[restart] = np.column_stack([z[restart], np.zeros((restart.sum(), 2))])
+            P0 = np.zeros((restart.sum(), 4, 4))
+            P0[:, :2, :2] = R[restart]
+            P0[:, 2, 2] = P0[:, 3, 3] = self.v0**2
+            self.P[restart] = P0
+            self.active[restart] = True
+            self.n_gated[restart] = 0
+            gated &= ~restart
+        used = (upd & ~gated) | restart
+        return TrackStatus(used=used, gated=gated, started=restart, d2=d2)
+
+    def step(self, t: float, z, R, mask=None) -> TrackStatus:
+        """Predict every active track to time ``t``, then :meth:`update`; sets ``t``/``t_fix``."""
+        dt = np.where(self.active, t - self.t, 0.0)
+        self.predict(dt)
+        st = self.update(z, R, mask)
+        self.t[st.used | self.active] = t
+        self.t_fix[st.used] = t
+        return st
+
+
+@dataclass(frozen=True)
+class SmoothResult:
+    """Offline tracking output over a common time grid (T steps, N devices).
+
+    ``x_filt``/``P_filt``: forward filter, causal; ``x``/``P``: RTS-smoothed.  (T,N,4) and
+    (T,N,4,4); NaN before a device's first fix.  ``used`` (T,N) bool: fix applied.
+    """
+
+    x: np.ndarray
+    P: np.ndarray
+    x_filt: np.ndarray
+    P_filt: np.ndarray
+    used: np.ndarray
+
+
+def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
+    """Forward Kalman filter then Rauch-Tung-Striebel backward pass, batched over devices.
+
+    Parameters
+    ----------
+    t : (T,) float
+        Increasing times, seconds.
+    z : (T,N,2) float
+        Fixes, NaN where none.
+    R : (T,N,2,2) float
+        Fix covariances.
+    mask : (T,N) bool, optional
+        Fixes to consider (default: all finite).
+    **kw
+        :class:`KalmanTracker` options (sigma_a, v_max, gate, max_gated, v0).
+
+    Returns
+    -------
+    SmoothResult
+
+    Notes
+    -----
+    A track restart (gating run, first fix) cuts the smoother there: the segment before it is
+    smoothed on its own.  The speed cap acts in the forward pass only.
+    """
+    t = np.asarray(t, dtype=float)
+    z = np.asarray(z, dtype=float)
+    R = np.asarray(R, dtype=float)
+    T, N = z.shape[:2]
+    if t.shape != (T,) or R.shape != (T, N, 2, 2):
+        raise ValueError(f"t/R: expected ({T},) and ({T},{N},2,2), got {t.shape}, {R.shape}")
+    if T > 1 and not np.all(np.diff(t) > 0):
+        raise ValueError("t: must be strictly increasing")
+    kf = KalmanTracker(N, **kw)
+    xf = np.full((T, N, 4), np.nan)
+    Pf = np.full((T, N, 4, 4), np.nan)
+    xp = np.full((T, N, 4), np.nan)
+    Pp = np.full((T, N, 4, 4), np.nan)
+    Fs = np.zeros((T, N, 4, 4))
+    cut = np.zeros((T, N), bool)
+    used = np.zeros((T, N), bool)
+    for k in range(T):
+        dt = t[k] - t[k - 1] if k else 0.0
+        act = kf.active.copy()
+        if k:
+            F, _ = cv_matrices(np.full(N, dt), kf.sigma_a)
+            Fs[k] = F
+            kf.predict(dt)
+        xp[k], Pp[k] = kf.x, kf.P
+        st = kf.update(z[k], R[k], None if mask is None else mask[k])
+        used[k] = st.used
+        cut[k] = st.started | ~act  # no valid predecessor link into step k
+        xf[k], Pf[k] = kf.x, kf.P
+    xs, Ps = xf.copy(), Pf.copy()
+    for k in range(T - 2, -1, -1):
+        link = ~cut[k + 1] & np.isfinite(xf[k]).all(axis=1)
+        if not np.any(link):
+            continue
+        i = np.flatnonzero(link)
+        # G = P_f F^T P_p^-1 ; solve instead of inverting (P_p symmetric).
+        PfFt = Pf[k, i] @ Fs[k + 1, i].transpose(0, 2, 1)
+        G = np.linalg.solve(Pp[k + 1, i], PfFt.transpose(0, 2, 1)).transpose(0, 2, 1)
+        xs[k, i] = xf[k, i] + np.einsum("nij,nj->ni", G, xs[k + 1, i] - xp[k + 1, i])
+        Ps[k, i] = Pf[k, i] + G @ (Ps[k + 1, i] - Pp[k + 1, i]) @ G.transpose(0, 2, 1)
+    return SmoothResult(x=xs, P=Ps, x_filt=xf, P_filt=Pf, used=used)
