@@ -44,6 +44,7 @@ N_MAX = 1_000_000  # packets per device per window; BLE at 20 ms for 60 s is 300
 TX_MIN, TX_MAX = -127, 127
 TOKEN_MAX = 128  # fp, beacon, member
 _OPTIONAL = ("tx", "rnd", "fp", "beacon", "member")
+_NAN = float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,15 +223,15 @@ class SightingsBatch:
         kind = bytearray(m)
         rssi: list[float] = [0.0] * m
         n: list[int] = [0] * m
-        tx = np.full(m, np.nan)
-        rnd = np.full(m, -1, np.int8)
+        tx: list[float] = [_NAN] * m
+        rnd = bytearray(b"\xff") * m  # int8 -1 = absent
         fp: list[str | None] = [None] * m
         beacon: list[str | None] = [None] * m
         member: list[str | None] = [None] * m
         token = TOKEN_RE.fullmatch
         for i, d in enumerate(raw):
-            # Inline checks for the common, valid case; anything else goes to the object path,
-            # which either raises the canonical error or returns the canonical value.
+            # Inline checks for the common, valid case; anything they do not accept goes to the
+            # object path, which raises the canonical error or returns the canonical values.
             try:
                 sid, k, r, c = d["id"], d["k"], d["rssi"], d["n"]
                 ok = (
@@ -241,26 +242,43 @@ class SightingsBatch:
                     and RSSI_MIN <= r <= RSSI_MAX
                     and type(c) is int
                     and 1 <= c <= N_MAX
+                    and (k == "ble" or k == "wifi")
                 )
             except (KeyError, TypeError):
                 ok = False
-            if ok and k == "ble":
-                pass
-            elif ok and k == "wifi":
-                kind[i] = 1
+            if ok and len(d) > 4:
+                v = d.get("tx")
+                if v is not None:
+                    if type(v) is int and TX_MIN <= v <= TX_MAX:
+                        tx[i] = v
+                    else:
+                        ok = False
+                v = d.get("rnd")
+                if v is True:
+                    rnd[i] = 1
+                elif v is False:
+                    rnd[i] = 0
+                elif v is not None:
+                    ok = False
+                for key, col in (("fp", fp), ("beacon", beacon), ("member", member)):
+                    v = d.get(key)
+                    if v is not None:
+                        if type(v) is str and len(v) <= TOKEN_MAX and token(v) is not None:
+                            col[i] = v
+                        else:
+                            ok = False
+            if ok:
+                if k == "wifi":
+                    kind[i] = 1
             else:
-                ok = False
-            if not ok or len(d) > 4:
                 try:
                     one = Sighting.from_json(d)
                 except WireError as exc:
                     raise exc.within(f"s[{i}]") from None
                 sid, r, c = one.id, one.rssi, one.n
                 kind[i] = KINDS.index(one.k)
-                if one.tx is not None:
-                    tx[i] = one.tx
-                if one.rnd is not None:
-                    rnd[i] = one.rnd
+                tx[i] = _NAN if one.tx is None else one.tx
+                rnd[i] = 255 if one.rnd is None else int(one.rnd)
                 fp[i], beacon[i], member[i] = one.fp, one.beacon, one.member
             ids[i] = sid
             rssi[i] = r
@@ -275,8 +293,8 @@ class SightingsBatch:
             np.frombuffer(bytes(kind), np.uint8).copy(),
             _round_rssi(np.array(rssi, dtype=np.float64)),
             np.array(n, dtype=np.int64),
-            tx,
-            rnd,
+            np.array(tx, dtype=np.float64),
+            np.frombuffer(bytes(rnd), np.int8).copy(),
             fp,
             beacon,
             member,
