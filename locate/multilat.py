@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from .errors import InvalidParameterError
 from .pathloss import DB_PER_NEPER, PathLoss
@@ -177,7 +178,7 @@ def _check_prior(prior_xy, prior_cov, n):
 class _Problem:
     """Per-call constants: anchor geometry and the model in the solver's units."""
 
-    def __init__(self, anchors, p0, n, sigma, loss, loss_scale, offset, bounds):
+    def __init__(self, anchors, p0, n, sigma, loss, loss_scale, offset, bounds, sens):
         self.ax = anchors[:, 0].copy()
         self.ay = anchors[:, 1].copy()
         self.az = anchors[:, 2].copy()
@@ -189,26 +190,41 @@ class _Problem:
         self.c = loss_scale
         self.offset = offset
         self.bounds = bounds
+        self.sens = sens  # (K,) sensitivity, dBm, or None: non-detections carry no information
 
 
 class _Chunk:
-    """Data of the rows still iterating, in standardised units (divided by sigma)."""
+    """Data of the rows still iterating, in standardised units (divided by sigma).
+
+    Entries of anchors that heard the device hold (rssi - p0)/sigma; with a sensitivity, entries
+    of anchors that did not hear it hold (sensitivity - p0)/sigma, so that the same expression
+    gives the standardised residual of a detection and the standardised censoring margin of a
+    non-detection.
+    """
 
     def __init__(self, pb: _Problem, rssi, z):
         heard = ~np.isnan(rssi)
-        self.sw = heard * pb.inv_sigma  # sqrt of the weight: 1/sigma where heard, else 0
-        self.syp = np.where(heard, (rssi - pb.p0) * pb.inv_sigma, 0.0)
+        self.hsw = heard * pb.inv_sigma  # sqrt of the weight: 1/sigma where heard, else 0
+        if pb.sens is None:
+            self.cens = None
+            self.sw = self.hsw
+            self.syp = np.where(heard, (rssi - pb.p0) * pb.inv_sigma, 0.0)
+        else:
+            self.cens = ~heard
+            self.sw = np.broadcast_to(pb.inv_sigma, rssi.shape).copy()
+            self.syp = (np.where(heard, rssi, pb.sens) - pb.p0) * pb.inv_sigma
         self.swh = self.sw * pb.h
         self.swg = self.sw * pb.g
-        self.S = np.einsum("ij,ij->i", self.sw, self.sw)
+        self.S = np.einsum("ij,ij->i", self.hsw, self.hsw)
         dz = pb.az - (z[:, None] if np.ndim(z) else z)
         self.dz2 = dz * dz
         self.n_heard = heard.sum(axis=1)
 
     def take(self, idx):
         new = object.__new__(_Chunk)
-        for k in ("sw", "syp", "swh", "swg", "S", "n_heard"):
+        for k in ("hsw", "sw", "syp", "swh", "swg", "S", "n_heard"):
             setattr(new, k, getattr(self, k)[idx])
+        new.cens = None if self.cens is None else self.cens[idx]
         new.dz2 = self.dz2[idx] if self.dz2.ndim == 2 else self.dz2
         return new
 
@@ -226,64 +242,94 @@ def _rho2(u, loss, c):
     return r2, w
 
 
-def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
-    """Cost and Gauss-Newton system at (x, y) for the rows of ``ch``.
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
 
-    Returns (cost, hxx, hxy, hyy, gx, gy, b), each (n,). h is J^T W J (the Fisher information
-    for the position, offset profiled out), g is J^T W r.
+
+def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
+    """Cost, Gauss-Newton information, gradient and Newton correction at (x, y).
+
+    Returns (cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b), each (n,) (b None without offset).
+    h = sum kappa J J^T is the information (Fisher for the Gaussian terms, offset profiled
+    out), g = sum a J the half gradient, n = sum a grad^2(residual) the second-order term
+    that turns Gauss-Newton into Newton (large residuals: 6 dB shadowing makes GN crawl).
     """
+    dot = np.einsum
     dx = x[:, None] - pb.ax
     dy = y[:, None] - pb.ay
     d2 = dx * dx
     d2 += dy * dy
     d2 += ch.dz2
-    t = ch.swg / d2
+    t = ch.swg / d2  # sqrt(w) d(rssi)/d(ln d) / d^2
     sr = np.log(d2)
     sr *= ch.swh
-    sr += ch.syp  # standardised residual, offset not yet removed
-    ex = t * dx  # weighted Jacobian of the residual w.r.t. x
-    ey = np.multiply(t, dy, out=t)
-    sw, S = ch.sw, ch.S
+    sr += ch.syp  # standardised residual (detections) / censoring margin (non-detections)
+    ex = t * dx  # Jacobian of sr w.r.t. x
+    ey = t * dy
+    hsw = ch.hsw
+    kappa = None
+    cens_cost = 0.0
     if robust and pb.loss is not None:
-        u = sr - sw * b_prev[:, None] if pb.offset else sr
-        _, om = _rho2(u, pb.loss, pb.c)
-        np.sqrt(om, out=om)
-        sr *= om
-        ex *= om
-        ey *= om
-        sw = sw * om
-        S = np.einsum("ij,ij->i", sw, sw)
-    dot = np.einsum
-    hxx = dot("ij,ij->i", ex, ex)
-    hxy = dot("ij,ij->i", ex, ey)
-    hyy = dot("ij,ij->i", ey, ey)
-    gx = dot("ij,ij->i", ex, sr)
-    gy = dot("ij,ij->i", ey, sr)
+        u = sr - hsw * b_prev[:, None] if pb.offset else sr
+        _, kappa = _rho2(u, pb.loss, pb.c)
+    if ch.cens is not None and ch.cens.any():
+        v = sr[ch.cens]
+        lnp = log_ndtr(v)
+        lam = np.exp(-0.5 * v * v - lnp) / _SQRT_2PI  # inverse Mills ratio phi/Phi
+        if kappa is None:
+            kappa = np.ones_like(sr)
+        kappa[ch.cens] = lam * (v + lam)
+        tmp = np.zeros_like(sr)
+        tmp[ch.cens] = lnp
+        cens_cost = -2.0 * tmp.sum(axis=1)
+    if kappa is None:
+        kex, key = ex, ey
+    else:
+        kex, key = kappa * ex, kappa * ey
+    hxx = dot("ij,ij->i", kex, ex)
+    hxy = dot("ij,ij->i", kex, ey)
+    hyy = dot("ij,ij->i", key, ey)
     if pb.offset:
-        Ss = np.maximum(S, _TINY)
-        sr_ = dot("ij,ij->i", sw, sr)
-        sx = dot("ij,ij->i", sw, ex)
-        sy = dot("ij,ij->i", sw, ey)
-        b = sr_ / Ss
-        hxx -= sx * sx / Ss
-        hxy -= sx * sy / Ss
-        hyy -= sy * sy / Ss
-        gx -= b * sx
-        gy -= b * sy
+        khsw = hsw if kappa is None else kappa * hsw
+        S = np.maximum(dot("ij,ij->i", khsw, hsw), _TINY)
+        b = dot("ij,ij->i", khsw, sr) / S
+        sx = dot("ij,ij->i", khsw, ex)
+        sy = dot("ij,ij->i", khsw, ey)
+        hxx -= sx * sx / S
+        hxy -= sx * sy / S
+        hyy -= sy * sy / S
+        rho = sr - hsw * b[:, None]  # non-detections: hsw = 0, margin unchanged
     else:
         b = None
-    if robust and pb.loss is not None:
-        # cost of the robust loss at the new offset, on unweighted residuals
-        u = sr / np.where(om > 0, om, 1.0)
-        if pb.offset:
-            u -= ch.sw * b[:, None]
-        r2, _ = _rho2(u, pb.loss, pb.c)
-        cost = dot("ij,ij->i", r2, ch.sw > 0)
+        rho = sr
+    # per-entry multiplier a of the residual's gradient and Hessian
+    if kappa is None:
+        a = rho
+    elif ch.cens is None:
+        a = kappa * rho
     else:
-        cost = dot("ij,ij->i", sr, sr)
-        if pb.offset:
-            cost -= b * b * S
-    return cost, hxx, hxy, hyy, gx, gy, b
+        a = np.where(ch.cens, 0.0, kappa * rho)
+        a[ch.cens] = -lam
+    gx = dot("ij,ij->i", a, ex)
+    gy = dot("ij,ij->i", a, ey)
+    # grad^2 of sr: t (I - 2 d d^T / d2)
+    q = a * t
+    sq = q.sum(axis=1)
+    q /= d2
+    qx = q * dx
+    nxx = sq - 2.0 * dot("ij,ij->i", qx, dx)
+    nxy = -2.0 * dot("ij,ij->i", qx, dy)
+    q *= dy
+    nyy = sq - 2.0 * dot("ij,ij->i", q, dy)
+    # cost: sum of squared (or 2 rho of) standardised residuals of the detections
+    if robust and pb.loss is not None:
+        r2, _ = _rho2(rho, pb.loss, pb.c)
+        cost = dot("ij,ij->i", r2, hsw > 0)
+    elif ch.cens is None:
+        cost = dot("ij,ij->i", rho, rho)
+    else:
+        rh = np.where(ch.cens, 0.0, rho)
+        cost = dot("ij,ij->i", rh, rh)
+    return cost + cens_cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b
 
 
 def _grid(pb: _Problem, k: int):
@@ -295,7 +341,7 @@ def _grid(pb: _Problem, k: int):
         y0, y1 = pb.ay.min(), pb.ay.max()
         pad = 0.25 * max(x1 - x0, y1 - y0, 4.0)
         x0, x1, y0, y1 = x0 - pad, x1 + pad, y0 - pad, y1 + pad
-    target = int(np.clip(8 * k, 64, 256))
+    target = int(np.clip(16 * k, 144, 400))
     w, h = x1 - x0, y1 - y0
     step = np.sqrt(w * h / target)
     nx = max(2, int(round(w / step)) + 1)
@@ -305,16 +351,16 @@ def _grid(pb: _Problem, k: int):
 
 
 def _start(pb, ch, z_ref, grid):
-    """Best grid candidate per row by the Gaussian likelihood (offset profiled if estimated)."""
+    """Best grid candidate per row by the Gaussian likelihood of the detections."""
     gx, gy = grid
     d2 = (gx[:, None] - pb.ax) ** 2 + (gy[:, None] - pb.ay) ** 2 + (pb.az - z_ref) ** 2
     L = np.log(d2)  # (G, K)
-    # sum_k (syp + swh L)^2 = const + 2 (syp swh) . L + swh^2 . L^2
-    lhs = [2.0 * ch.syp * ch.swh, ch.swh * ch.swh]
-    rhs = [L, L * L]
-    cost = np.concatenate(lhs, axis=1) @ np.concatenate(rhs, axis=1).T  # (n, G)
+    # sum_k (syp + swh L)^2 = const + 2 (syp swh) . L + swh^2 . L^2, over detections only
+    hswh = ch.hsw * pb.h
+    lhs = np.concatenate([2.0 * np.where(ch.hsw > 0, ch.syp, 0.0) * hswh, hswh * hswh], axis=1)
+    cost = lhs @ np.concatenate([L, L * L], axis=1).T  # (n, G)
     if pb.offset:
-        s = np.einsum("ij,ij->i", ch.sw, ch.syp)[:, None] + (ch.sw * ch.swh) @ L.T
+        s = np.einsum("ij,ij->i", ch.hsw, ch.syp)[:, None] + (ch.hsw * hswh) @ L.T
         cost -= s * s / np.maximum(ch.S, _TINY)[:, None]
     best = np.argmin(cost, axis=1)
     return gx[best], gy[best]
@@ -336,18 +382,25 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
 
     rows = np.arange(n)
     if pb.loss is not None and pb.offset:
-        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[6]
-    cost, hxx, hxy, hyy, gx, gy, b = _evaluate(pb, ch, x, y, b0)
-    fcost = full_cost(cost, x, y, rows)
+        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]
+    sysm = list(_evaluate(pb, ch, x, y, b0))  # cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b
+    fcost = full_cost(sysm[0], x, y, rows)
     lam = np.full(n, 1e-3)
     iters = np.zeros(n, np.int32)
     done = np.zeros(n, bool)
-    # state of all rows of the chunk; `act` indexes the rows still iterating
-    X, Y, C, B = x, y, cost, b
+    X, Y, C, B = x.copy(), y.copy(), sysm[0].copy(), None if sysm[9] is None else sysm[9].copy()
     act = rows
     sub = ch
     for _ in range(max_iter):
-        a_, c_, b_ = hxx * (1 + lam) + _TINY, hyy * (1 + lam) + _TINY, hxy
+        cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b = sysm
+        # Newton where its Hessian is positive definite, Gauss-Newton elsewhere
+        a_, b_, c_ = hxx + nxx, hxy + nxy, hyy + nyy
+        pd = (a_ > 0) & (c_ > 0) & (a_ * c_ - b_ * b_ > 1e-6 * (a_ * c_))
+        a_ = np.where(pd, a_, hxx)
+        b_ = np.where(pd, b_, hxy)
+        c_ = np.where(pd, c_, hyy)
+        a_ = a_ * (1 + lam) + _TINY
+        c_ = c_ * (1 + lam) + _TINY
         gx_, gy_ = gx, gy
         if prior is not None:
             P = pp[act]
@@ -360,6 +413,14 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
         det = a_ * c_ - b_ * b_
         sx = -(c_ * gx_ - b_ * gy_) / det
         sy = -(a_ * gy_ - b_ * gx_) / det
+        if pb.bounds is not None:
+            # projected step: a coordinate at a face of the box with the step pointing out of
+            # it is held; the other coordinate takes its 1-D Newton step
+            x0, y0, x1, y1 = pb.bounds
+            hx = ((x <= x0) & (sx < 0)) | ((x >= x1) & (sx > 0))
+            hy = ((y <= y0) & (sy < 0)) | ((y >= y1) & (sy > 0))
+            sx, sy = (np.where(hy & ~hx, -gx_ / a_, np.where(hx, 0.0, sx)),
+                      np.where(hx & ~hy, -gy_ / c_, np.where(hy, 0.0, sy)))
         ln = np.hypot(sx, sy)
         sc = np.minimum(1.0, max_step / np.maximum(ln, _TINY))
         xt, yt = x + sx * sc, y + sy * sc
@@ -374,35 +435,27 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
         x = np.where(better, xt, x)
         y = np.where(better, yt, y)
         fcost = np.where(better, fct, fcost)
-        cost, hxx, hxy, hyy, gx, gy = (np.where(better, new, old) for new, old in
-                                        zip(res[:6], (cost, hxx, hxy, hyy, gx, gy)))
-        if b is not None:
-            b = np.where(better, res[6], b)
-        lam = np.where(better, np.maximum(lam / 3.0, 1e-7), lam * 4.0)
+        sysm = [None if old is None else np.where(better, new, old) for new, old in zip(res, sysm)]
+        lam = np.where(better, np.maximum(lam / 4.0, 1e-7), lam * 4.0)
         conv = (moved < xtol) | (lam > 1e8)
         if conv.any():
-            X[act], Y[act], C[act] = x, y, cost
-            if b is not None:
-                B[act] = b
+            X[act], Y[act], C[act] = x, y, sysm[0]
+            if B is not None:
+                B[act] = sysm[9]
             done[act[conv]] = True
             keep = ~conv
             if not keep.any():
                 break
             act = act[keep]
             sub = sub.take(keep)
-            x, y, cost, fcost, lam = x[keep], y[keep], cost[keep], fcost[keep], lam[keep]
-            hxx, hxy, hyy, gx, gy = hxx[keep], hxy[keep], hyy[keep], gx[keep], gy[keep]
-            if b is not None:
-                b = b[keep]
+            x, y, fcost, lam = x[keep], y[keep], fcost[keep], lam[keep]
+            sysm = [None if v is None else v[keep] for v in sysm]
     else:
-        X[act], Y[act], C[act] = x, y, cost
-        if b is not None:
-            B[act] = b
-    # Fisher information at the estimate (nominal model, no robust weights)
-    if pb.loss is not None:
-        fi = _evaluate(pb, ch, X, Y, B if B is not None else b0, robust=False)
-    else:
-        fi = _evaluate(pb, ch, X, Y, b0, robust=False)
+        X[act], Y[act], C[act] = x, y, sysm[0]
+        if B is not None:
+            B[act] = sysm[9]
+    # information at the estimate: nominal model (no robust weights), offset profiled out
+    fi = _evaluate(pb, ch, X, Y, B if B is not None else b0, robust=False)
     ixx, ixy, iyy = fi[1], fi[2], fi[3]
     tr = ixx + iyy
     det_i = ixx * iyy - ixy * ixy
@@ -442,7 +495,7 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
 
 def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None, loss="l2",
                   loss_scale=None, estimate_offset=False, prior_xy=None, prior_cov=None,
-                  min_anchors=None, max_iter=40, xtol=1e-3, max_step=None,
+                  sensitivity_dbm=None, min_anchors=None, max_iter=40, xtol=1e-3, max_step=None,
                   chunk_size=4096) -> Fix:
     """Maximum-likelihood positions of many devices from the RSSI that anchors heard.
 
@@ -471,6 +524,11 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
     prior_xy, prior_cov : array_like, shapes (N, 2) / (N, 2, 2) or (2,) / (2, 2), optional
         Gaussian prior on the position (e.g. a tracker's prediction). The result is then the
         MAP estimate and ``cov`` the posterior covariance.
+    sensitivity_dbm : float or array_like, shape (K,), optional
+        Detection threshold of each anchor, dBm. When given, a non-detection (NaN) is evidence
+        too: it adds -2 log Phi((sensitivity - mean rssi) / sigma) to the cost (a censored,
+        Tobit likelihood). Without it the estimate uses the detections only and is pulled
+        towards far anchors that happened to be heard on a lucky fade.
     min_anchors : int, optional
         Anchors needed for ``ok`` (default 3, or 4 with ``estimate_offset``); ignored with a prior.
     max_iter : int
@@ -548,7 +606,13 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
     if max_step is not None and not (np.isfinite(max_step) and max_step > 0):
         raise InvalidParameterError("max_step", f"must be > 0, got {max_step!r}")
 
-    pb = _Problem(anchors, p0, nexp, sigma, None if loss == "l2" else loss, c, bool(estimate_offset), box)
+    sens = None
+    if sensitivity_dbm is not None:
+        sens = np.asarray(sensitivity_dbm, dtype=np.float64)
+        if sens.ndim > 1 or (sens.ndim == 1 and sens.shape[0] != k) or not np.all(np.isfinite(sens)):
+            raise InvalidParameterError("sensitivity_dbm", f"must be finite, scalar or shape ({k},), got {sens.shape}")
+        sens = np.broadcast_to(sens, (k,)).astype(np.float64)
+    pb = _Problem(anchors, p0, nexp, sigma, None if loss == "l2" else loss, c, bool(estimate_offset), box, sens)
     grid = _grid(pb, k)
     if max_step is None:
         max_step = 0.25 * float(np.hypot(np.ptp(grid[0]), np.ptp(grid[1])))
