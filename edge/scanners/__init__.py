@@ -1,0 +1,1 @@
+"""Radio and replay backends behind one interface (edge.scanners.base.Scanner)."""
