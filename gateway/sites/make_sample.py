@@ -147,8 +147,10 @@ def gateways_for(fl):
         g.append(dict(x=x, y=y, z=ceiling, radios=both))
     for x, y in ((10, 18), (10, 52)):
         g.append(dict(x=x, y=y, z=ceiling + 0.3, radios=["ble"]))
-    g.append(dict(x=60, y=12, z=ceiling, radios=both))
-    g.append(dict(x=60, y=58, z=ceiling, radios=both))
+    # In the entrance halls on L1; elsewhere inside a store of each row (not on a party wall).
+    mid_s, mid_n = ((60, 12), (60, 58)) if fl == "L1" else ((65, 12), (55, 58))
+    g.append(dict(x=mid_s[0], y=mid_s[1], z=ceiling, radios=both))
+    g.append(dict(x=mid_n[0], y=mid_n[1], z=ceiling, radios=both))
     if fl == "B1":
         g.append(dict(x=104, y=35, z=ceiling, radios=both))
         g.append(dict(x=114, y=35, z=ceiling, radios=both, exponent=2.8, p0_offset_db=-2.0))

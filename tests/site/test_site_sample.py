@@ -148,6 +148,12 @@ def test_gateways_count_height_and_placement(site):
                for g in site.gateways_on(z.floor)) >= 8
 
 
+def test_each_gateway_is_inside_exactly_one_zone_not_on_a_wall(site):
+    for g in site.gateways:
+        inside = [z.id for z in site.zones_on(g.floor) if _shape(z).contains(Point(g.x, g.y))]
+        assert len(inside) == 1, (g.id, inside)
+
+
 def test_street_gateways_for_passers_by(site):
     street = [z for z in site.zones_on("L1") if z.kind == "outside"]
     on_street = [g for g in site.gateways_on("L1")
