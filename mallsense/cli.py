@@ -15,6 +15,7 @@ from mallsense import __version__
 # (module, ...) each exposing register(subparsers). Order is the order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.site.cli",
+    "gateway.cli",
     "dashboards.cli",
 )
 
