@@ -221,7 +221,9 @@ class FloorModel:
     def _table(self, f):
         M = self.mean_rssi(self.candidates[f], f)
         s2 = self.sigma**2
-        return {"M": M, "M_s2": M / s2, "M2_s2": M**2 / s2, "cens": self._censored(M)}
+        g = self.candidates[f]
+        gg = np.column_stack([g[:, 0] ** 2, g[:, 0] * g[:, 1], g[:, 1] ** 2])
+        return {"M": M, "M_s2": M / s2, "M2_s2": M**2 / s2, "cens": self._censored(M), "gg": gg}
 
     def _heard_terms(self, r, h):
         s2 = self.sigma**2
@@ -255,17 +257,25 @@ class FloorModel:
                 tb, g = self._tables[f], self.candidates[f]
                 base = A[:, None] - 2 * rs2 @ tb["M"].T + h @ tb["M2_s2"].T  # sum h (r-M)^2/s2
                 lin = Rr[:, None] - h @ tb["M_s2"].T  # sum h (r-M)/s2
-                parts = []
+                P = np.empty((len(self.offsets), rows.size, len(g)))
                 for oi, o in enumerate(self.offsets):
-                    quad = base - 2 * o * lin + o * o * E[:, None]
-                    parts.append(-0.5 * quad + (1.0 - h) @ tb["cens"][oi].T + self.log_w_offset[oi])
-                lg = logsumexp(np.stack(parts), axis=0) if len(parts) > 1 else parts[0]  # (n,G)
-                tot = logsumexp(lg, axis=1)
-                ll[rows, f] = tot + norm - np.log(len(g))
-                w = np.exp(lg - tot[:, None])
-                mu = w @ g
-                d = g[None, :, :] - mu[:, None, :]
-                c = np.einsum("ng,ngi,ngj->nij", w, d, d) + self.grid_var * np.eye(2)
+                    P[oi] = -0.5 * (base - 2 * o * lin + o * o * E[:, None])
+                    P[oi] += (1.0 - h) @ tb["cens"][oi].T
+                    P[oi] += self.log_w_offset[oi]
+                # log-sum-exp over offsets and candidates at once, keeping the weights.
+                mx = P.max(axis=(0, 2))
+                np.subtract(P, mx[None, :, None], out=P)
+                np.exp(P, out=P)
+                wg = P.sum(axis=0)
+                Z = wg.sum(axis=1)
+                ll[rows, f] = mx + np.log(Z) + norm - np.log(len(g))
+                wg /= Z[:, None]
+                mu = wg @ g
+                m2 = wg @ tb["gg"]  # E[x^2], E[xy], E[y^2]
+                c = np.empty((rows.size, 2, 2))
+                c[:, 0, 0] = m2[:, 0] - mu[:, 0] ** 2 + self.grid_var
+                c[:, 1, 1] = m2[:, 2] - mu[:, 1] ** 2 + self.grid_var
+                c[:, 0, 1] = c[:, 1, 0] = m2[:, 1] - mu[:, 0] * mu[:, 1]
                 xy[rows, f], cov[rows, f] = mu, c
         return FloorLikelihood(loglik=ll, xy=xy, cov=cov, n_heard=nh)
 
@@ -306,6 +316,10 @@ class Connectors:
     ids : sequence of str, optional
     kinds : sequence of str, optional
         ``"escalator"`` / ``"lift"``.
+    floor : (C,) int, optional
+        Floor each polygon lies on (-1: all of them, a lift shaft); used to name the connector
+        of a change from the positions on that floor.  Several polygons may share an id (an
+        escalator's two landings).
     near_m : float
         A device within this distance of a connector may change floor through it (fixes are
         metres off; the landing is where the ride starts).
@@ -317,7 +331,8 @@ class Connectors:
     array([ True, False])
     """
 
-    def __init__(self, polygons: Sequence, connects: Sequence, ids=None, kinds=None, near_m: float = 6.0):
+    def __init__(self, polygons: Sequence, connects: Sequence, ids=None, kinds=None, floor=None,
+                 near_m: float = 6.0):
         self.polygons = [_as_polygon(p, f"polygons[{i}]") for i, p in enumerate(polygons)]
         if len(connects) != len(self.polygons):
             raise InvalidParameterError("connects", "one floor list per connector")
@@ -329,6 +344,9 @@ class Connectors:
         if not near_m >= 0:
             raise InvalidParameterError("near_m", f"must be >= 0, got {near_m}")
         self.near_m = float(near_m)
+        self.floor = np.full(len(self.polygons), -1) if floor is None else np.asarray(floor, int).reshape(-1)
+        if self.floor.shape != (len(self.polygons),):
+            raise InvalidParameterError("floor", f"one floor index per connector ({len(self.polygons)})")
 
     def distances(self, xy) -> np.ndarray:
         """(N,C) distance of each point (N,2) to each connector; NaN points give inf."""
