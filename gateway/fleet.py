@@ -96,7 +96,9 @@ def format_table(rows: list[GatewayHealth], now: float) -> str:
             str(st.spool_dropped), temp, st.version,
         ))
     widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]
+    ]
     bad = sum(1 for r in rows if not r.ok)
     lines.append(f"{len(rows)} gateway(s), {bad} not online")
     return "\n".join(lines)

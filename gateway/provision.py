@@ -21,7 +21,6 @@ import hmac
 import logging
 import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -163,7 +162,9 @@ def provision(
         site.gateway(gw_id)
     except KeyError:
         known = ", ".join(g.id for g in site.gateways[:10])
-        raise ProvisionError(f"site {site.id} has no gateway {gw_id!r} (known: {known}...)") from None
+        raise ProvisionError(
+            f"site {site.id} has no gateway {gw_id!r} (known: {known}...)"
+        ) from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config, passwd, acl = (out / f"{gw_id}.{ext}" for ext in ("toml", "passwd", "acl"))

@@ -63,7 +63,8 @@ def load_object(data: bytes | bytearray | memoryview) -> dict[str, Any]:
 
 def dump(obj: dict[str, Any]) -> bytes:
     """Canonical compact bytes of an already ordered, already validated dict."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text.encode("ascii")
 
 
 def _reject_constant(name: str) -> Any:
@@ -181,14 +182,10 @@ def check_text(value: Any, field: str, max_len: int) -> str:
     return value
 
 
-def check_choice(value: Any, field: str, choices: tuple[str, ...], reason: str = "bad_value") -> str:
-    if not isinstance(value, str) or value not in choices:
-        if not isinstance(value, str):
-            raise WireError("wrong_type", field, f"expected a string, got {_tname(value)}")
+def check_choice(
+    value: Any, field: str, choices: tuple[str, ...], reason: str = "bad_value"
+) -> str:
+    """One of ``choices``; anything else is ``reason`` (or wrong_type if not a string)."""
+    if check_str(value, field) not in choices:
         raise WireError(reason, field, f"{value[:40]!r} not one of {', '.join(choices)}")
     return value
-
-
-def optional(obj: dict[str, Any], key: str) -> Any:
-    """``obj.get(key)``; an explicit JSON null counts as absent."""
-    return obj.get(key)

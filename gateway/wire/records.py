@@ -225,7 +225,9 @@ class DeadLetter:
         if not isinstance(self.payload, bytes):
             raise WireError("wrong_type", "payload", "expected bytes")
         if len(self.payload) > DEADLETTER_PAYLOAD_MAX:
-            raise WireError("too_long", "payload", f"{len(self.payload)} > {DEADLETTER_PAYLOAD_MAX}")
+            raise WireError(
+                "too_long", "payload", f"{len(self.payload)} > {DEADLETTER_PAYLOAD_MAX}"
+            )
         check_int(self.payload_len, "payload_len", len(self.payload), INT_MAX)
         if self.field is not None:
             check_text(self.field, "field", 128)

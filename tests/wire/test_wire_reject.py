@@ -199,7 +199,8 @@ OTHER_CASES = [
      "too_long", "payload_b64"),
     (DeadLetter.decode, _dumps({**_obj("deadletter"), "payload_len": 2}),
      "out_of_range", "payload_len"),
-    (DeadLetter.decode, _dumps({**_obj("deadletter"), "reason": "Bad Json"}), "bad_value", "reason"),
+    (DeadLetter.decode, _dumps({**_obj("deadletter"), "reason": "Bad Json"}),
+     "bad_value", "reason"),
     (DeadLetter.decode, _dumps({**_obj("deadletter"), "detail": "x" * 513}), "too_long", "detail"),
 ]
 
