@@ -341,37 +341,54 @@ def _grid(pb: _Problem, k: int):
         y0, y1 = pb.ay.min(), pb.ay.max()
         pad = 0.25 * max(x1 - x0, y1 - y0, 4.0)
         x0, x1, y0, y1 = x0 - pad, x1 + pad, y0 - pad, y1 + pad
-    target = int(np.clip(16 * k, 144, 400))
+    target = int(np.clip(8 * k, 64, 256))
     w, h = x1 - x0, y1 - y0
     step = np.sqrt(w * h / target)
     nx = max(2, int(round(w / step)) + 1)
     ny = max(2, int(round(h / step)) + 1)
     gx, gy = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
-    return gx.ravel(), gy.ravel()
+    gx, gy = gx.ravel(), gy.ravel()
+    cell = max((x1 - x0) / (nx - 1), (y1 - y0) / (ny - 1))
+    far = np.hypot(gx[:, None] - gx, gy[:, None] - gy) > 2.5 * cell  # (G, G)
+    return gx, gy, far
 
 
-def _start(pb, ch, z_ref, grid):
-    """Best grid candidate per row by the Gaussian likelihood of the detections."""
-    gx, gy = grid
+def _start(pb, ch, z_ref, grid, second_gap):
+    """Best grid candidate per row by the Gaussian likelihood of the detections.
+
+    Also returns a second start for rows where another basin is plausible: the best candidate
+    at least ``2.5`` grid steps from the first whose cost is within ``second_gap`` of it
+    (a mirror solution of a few anchors, a flat ridge); -1 where there is none.
+    """
+    gx, gy, far = grid
     d2 = (gx[:, None] - pb.ax) ** 2 + (gy[:, None] - pb.ay) ** 2 + (pb.az - z_ref) ** 2
     L = np.log(d2)  # (G, K)
     # sum_k (syp + swh L)^2 = const + 2 (syp swh) . L + swh^2 . L^2, over detections only
     hswh = ch.hsw * pb.h
-    lhs = np.concatenate([2.0 * np.where(ch.hsw > 0, ch.syp, 0.0) * hswh, hswh * hswh], axis=1)
+    lhs = np.concatenate([2.0 * (ch.syp if ch.cens is None else ch.syp * (ch.hsw > 0)) * hswh,
+                          hswh * hswh], axis=1)
     cost = lhs @ np.concatenate([L, L * L], axis=1).T  # (n, G)
     if pb.offset:
         s = np.einsum("ij,ij->i", ch.hsw, ch.syp)[:, None] + (ch.hsw * hswh) @ L.T
         cost -= s * s / np.maximum(ch.S, _TINY)[:, None]
     best = np.argmin(cost, axis=1)
-    return gx[best], gy[best]
+    rows = np.arange(best.shape[0])
+    c1 = cost[rows, best]
+    if second_gap <= 0:
+        return gx[best], gy[best], np.full(best.shape[0], -1)
+    cost = np.where(far[best], cost, np.inf)
+    second = np.argmin(cost, axis=1)
+    use2 = cost[rows, second] - c1 < second_gap
+    return gx[best], gy[best], np.where(use2, second, -1)
 
 
-def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl):
-    n = ch.S.shape[0]
-    x, y = _start(pb, ch, z_ref, grid)
-    b0 = np.zeros(n)
+def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
+    """Batched Levenberg-Marquardt from (x, y); returns x, y, cost, full cost, b, iters, done."""
+    n = x.shape[0]
+    rows = np.arange(n)
+    pm = pp = None
     if prior is not None:
-        pm, pp = prior[0][sl], prior[1][sl]
+        pm, pp = prior
 
     def full_cost(cost, x, y, rows):
         if prior is None:
@@ -380,15 +397,13 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
         P = pp[rows]
         return cost + P[:, 0] * ex * ex + 2 * P[:, 1] * ex * ey + P[:, 2] * ey * ey
 
-    rows = np.arange(n)
-    if pb.loss is not None and pb.offset:
-        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]
     sysm = list(_evaluate(pb, ch, x, y, b0))  # cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b
     fcost = full_cost(sysm[0], x, y, rows)
     lam = np.full(n, 1e-3)
     iters = np.zeros(n, np.int32)
     done = np.zeros(n, bool)
-    X, Y, C, B = x.copy(), y.copy(), sysm[0].copy(), None if sysm[9] is None else sysm[9].copy()
+    X, Y, C, F = x.copy(), y.copy(), sysm[0].copy(), fcost.copy()
+    B = None if sysm[9] is None else sysm[9].copy()
     act = rows
     sub = ch
     for _ in range(max_iter):
@@ -439,7 +454,7 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
         lam = np.where(better, np.maximum(lam / 4.0, 1e-7), lam * 4.0)
         conv = (moved < xtol) | (lam > 1e8)
         if conv.any():
-            X[act], Y[act], C[act] = x, y, sysm[0]
+            X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
             if B is not None:
                 B[act] = sysm[9]
             done[act[conv]] = True
@@ -451,9 +466,35 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
             x, y, fcost, lam = x[keep], y[keep], fcost[keep], lam[keep]
             sysm = [None if v is None else v[keep] for v in sysm]
     else:
-        X[act], Y[act], C[act] = x, y, sysm[0]
+        X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
         if B is not None:
             B[act] = sysm[9]
+    return X, Y, C, F, B, iters, done
+
+
+def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl,
+                 second_gap):
+    n = ch.S.shape[0]
+    x, y, second = _start(pb, ch, z_ref, grid, second_gap)
+    b0 = np.zeros(n)
+    pr = None if prior is None else (prior[0][sl], prior[1][sl])
+    if pb.loss is not None and pb.offset:
+        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]
+    X, Y, C, F, B, iters, done = _lm(pb, ch, x, y, b0, pr, max_iter, xtol, max_step)
+    two = np.flatnonzero(second >= 0)
+    if two.size:
+        # multi-start: rows with a plausible second basin are solved from it too; keep the better
+        s2 = second[two]
+        pr2 = None if pr is None else (pr[0][two], pr[1][two])
+        X2, Y2, C2, F2, B2, it2, dn2 = _lm(pb, ch.take(two), grid[0][s2], grid[1][s2], b0[two],
+                                           pr2, max_iter, xtol, max_step)
+        w = F2 < F[two]
+        iters[two] += it2
+        idx = two[w]
+        X[idx], Y[idx], C[idx], done[idx] = X2[w], Y2[w], C2[w], dn2[w]
+        if B is not None:
+            B[idx] = B2[w]
+    pp = None if pr is None else pr[1]
     # information at the estimate: nominal model (no robust weights), offset profiled out
     fi = _evaluate(pb, ch, X, Y, B if B is not None else b0, robust=False)
     ixx, ixy, iyy = fi[1], fi[2], fi[3]
@@ -496,7 +537,7 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
 def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None, loss="l2",
                   loss_scale=None, estimate_offset=False, prior_xy=None, prior_cov=None,
                   sensitivity_dbm=None, min_anchors=None, max_iter=40, xtol=1e-3, max_step=None,
-                  chunk_size=4096) -> Fix:
+                  second_start_gap=4.0, chunk_size=4096) -> Fix:
     """Maximum-likelihood positions of many devices from the RSSI that anchors heard.
 
     Parameters
@@ -537,6 +578,10 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
         A device stops when its step is below ``xtol`` metres.
     max_step : float, optional
         Step cap in metres (default: a quarter of the start grid's diagonal).
+    second_start_gap : float
+        Multi-start: a device whose second-best start (another basin, >= 2.5 grid cells away)
+        has a cost within this many chi-square units of the best is also solved from there,
+        and the better optimum kept. 0 disables it.
     chunk_size : int
         Devices processed together; bounds the temporary memory.
 
@@ -603,6 +648,8 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
     chunk_size = _as_int("chunk_size", chunk_size, 1)
     if not (np.isfinite(xtol) and xtol > 0):
         raise InvalidParameterError("xtol", f"must be > 0, got {xtol!r}")
+    if not (np.isfinite(second_start_gap) and second_start_gap >= 0):
+        raise InvalidParameterError("second_start_gap", f"must be >= 0, got {second_start_gap!r}")
     if max_step is not None and not (np.isfinite(max_step) and max_step > 0):
         raise InvalidParameterError("max_step", f"must be > 0, got {max_step!r}")
 
@@ -631,5 +678,6 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
         for i0 in range(0, n, chunk_size):
             sl = slice(i0, min(n, i0 + chunk_size))
             ch = _Chunk(pb, rssi[sl], zz[sl] if zz.ndim else zz)
-            _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl)
+            _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl,
+                         float(second_start_gap))
     return Fix(**out)
