@@ -16,6 +16,8 @@ import numbers
 import re
 from typing import Any
 
+import numpy as np
+
 from gateway.wire.errors import WireError
 
 VERSION = 1
@@ -87,6 +89,19 @@ def _tname(value: Any) -> str:
     return type(value).__name__
 
 
+def short(value: Any, limit: int = 40) -> str:
+    """A bounded description of an untrusted value for error details (never a deep repr)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 64:
+            return f"an integer of {value.bit_length()} bits"
+        return str(value)
+    return _tname(value)
+
+
 def require(obj: dict[str, Any], key: str) -> Any:
     """``obj[key]`` or a missing_field error."""
     try:
@@ -99,7 +114,7 @@ def check_version(obj: dict[str, Any]) -> None:
     """Reject anything but ``"v": 1`` before looking at the rest of the payload."""
     v = require(obj, "v")
     if type(v) is not int or v != VERSION:
-        raise WireError("wrong_version", "v", f"this decoder reads v{VERSION}, got {v!r:.20}")
+        raise WireError("wrong_version", "v", f"this decoder reads v{VERSION}, got {short(v)}")
 
 
 def check_int(value: Any, field: str, lo: int = 0, hi: int = INT_MAX) -> int:
@@ -109,7 +124,7 @@ def check_int(value: Any, field: str, lo: int = 0, hi: int = INT_MAX) -> int:
             raise WireError("wrong_type", field, f"expected an integer, got {_tname(value)}")
         value = int(value)
     if not lo <= value <= hi:
-        raise WireError("out_of_range", field, f"{value:.6g} not in {lo}..{hi}")
+        raise WireError("out_of_range", field, f"{short(value)} not in {lo}..{hi}")
     return value
 
 
@@ -148,9 +163,10 @@ def check_time(value: Any, field: str = "t") -> float:
 
 
 def check_bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
+    """true/false; numpy's bool_ (from a boolean array) is accepted and becomes a bool."""
+    if not isinstance(value, (bool, np.bool_)):
         raise WireError("wrong_type", field, f"expected true/false, got {_tname(value)}")
-    return value
+    return bool(value)
 
 
 def check_str(value: Any, field: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gateway.wire.codec import (
+    short,
     check_float,
     check_id,
     check_text,
@@ -38,7 +39,7 @@ def check_currency(value: Any, field: str) -> str:
     """ISO 4217 alphabetic code, three upper-case letters."""
     check_text(value, field, CURRENCY_LEN)
     if len(value) != CURRENCY_LEN or not (value.isascii() and value.isalpha() and value.isupper()):
-        raise WireError("bad_value", field, f"{value!r} is not an ISO 4217 code like 'EUR'")
+        raise WireError("bad_value", field, f"{short(value)} is not an ISO 4217 code like 'EUR'")
     return value
 
 
@@ -99,7 +100,7 @@ class Event:
     def __post_init__(self) -> None:
         put = object.__setattr__
         if type(self.v) is not int or self.v != 1:
-            raise WireError("wrong_version", "v", f"only v1 is defined, got {self.v!r:.20}")
+            raise WireError("wrong_version", "v", f"only v1 is defined, got {short(self.v)}")
         check_id(self.site, "site")
         check_choice(self.type, "type", EVENT_TYPES, "unknown_event")
         put(self, "t", check_time(self.t))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from gateway.wire.codec import (
+    short,
     INT_MAX,
     check_choice,
     check_float,
@@ -38,7 +39,7 @@ REASON_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 def _check_v(v: Any) -> None:
     if type(v) is not int or v != 1:
-        raise WireError("wrong_version", "v", f"only v1 is defined, got {v!r:.20}")
+        raise WireError("wrong_version", "v", f"only v1 is defined, got {short(v)}")
 
 
 @dataclass(frozen=True)

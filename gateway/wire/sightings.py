@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gateway.wire.codec import (
+    short,
     INT_MAX,
     TOKEN_RE,
     check_bool,
@@ -77,7 +78,7 @@ class Sighting:
         if self.tx is not None:
             put(self, "tx", check_int(self.tx, "tx", TX_MIN, TX_MAX))
         if self.rnd is not None:
-            check_bool(self.rnd, "rnd")
+            put(self, "rnd", check_bool(self.rnd, "rnd"))
         for key in ("fp", "beacon", "member"):
             value = getattr(self, key)
             if value is not None:
@@ -172,7 +173,7 @@ class SightingsBatch:
     def __post_init__(self) -> None:
         put = object.__setattr__
         if type(self.v) is not int or self.v != 1:
-            raise WireError("wrong_version", "v", f"only v1 is defined, got {self.v!r:.20}")
+            raise WireError("wrong_version", "v", f"only v1 is defined, got {short(self.v)}")
         check_id(self.site, "site")
         check_id(self.gw, "gw")
         put(self, "seq", check_int(self.seq, "seq", 0, INT_MAX))

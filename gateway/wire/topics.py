@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.wire.codec import ID_RE
+from gateway.wire.codec import ID_RE, short
 from gateway.wire.errors import WireError
 
 PREFIX = "mallsense"
@@ -38,7 +38,7 @@ MAX_TOPIC_LEN = 256
 
 def _check_segment(value: object, field: str) -> str:
     if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
-        raise WireError("bad_topic", field, f"{str(value)[:70]!r} is not [A-Za-z0-9_-]{{1,64}}")
+        raise WireError("bad_topic", field, f"{short(value, 70)} is not [A-Za-z0-9_-]{{1,64}}")
     return value
 
 
@@ -58,7 +58,7 @@ class Topic:
     def __post_init__(self) -> None:
         _check_segment(self.site, "site")
         if self.kind not in KINDS:
-            raise WireError("bad_topic", "kind", f"{self.kind!r} not one of {', '.join(KINDS)}")
+            raise WireError("bad_topic", "kind", f"{short(self.kind)} not one of {', '.join(KINDS)}")
         if self.kind in ("sightings", "status"):
             _check_segment(self.gw, "gw")
         elif self.gw is not None:
@@ -66,7 +66,7 @@ class Topic:
         if self.kind == "event":
             if self.event_type not in EVENT_TYPES:
                 raise WireError(
-                    "unknown_event", "event_type", f"{self.event_type!r} not in {EVENT_TYPES}"
+                    "unknown_event", "event_type", f"{short(self.event_type)} not in {EVENT_TYPES}"
                 )
         elif self.event_type is not None:
             raise WireError("bad_topic", "event_type", f"a {self.kind} topic has no event type")
@@ -144,7 +144,7 @@ class Topic:
     @staticmethod
     def events_filter(site: str | None = None, type: str | None = None) -> str:  # noqa: A002
         if type is not None and type not in EVENT_TYPES:
-            raise WireError("unknown_event", "event_type", f"{type!r} not in {EVENT_TYPES}")
+            raise WireError("unknown_event", "event_type", f"{short(type)} not in {EVENT_TYPES}")
         return f"{PREFIX}/{MAJOR}/{_filter_segment(site, 'site')}/events/{type or '+'}"
 
     @staticmethod

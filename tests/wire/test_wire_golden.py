@@ -15,6 +15,7 @@ from gateway.wire import (
     DeadLetter,
     Event,
     PosTransaction,
+    Sighting,
     SightingsBatch,
     Status,
     Topic,
@@ -148,3 +149,19 @@ def test_last_will_is_offline_with_zero_counters():
     will = Status.last_will("m", "g", 12.0, "0.1.0")
     assert (will.state, will.t, will.uptime_s, will.frames_per_s, will.spool_depth) == (
         "offline", 12.0, 0.0, {}, 0)
+
+
+def test_numpy_scalars_are_accepted_and_normalized():
+    import numpy as np
+
+    s = Sighting(np.str_("ab"), "ble", np.float32(-67.26), np.int64(3), tx=np.int8(-59),
+                 rnd=np.bool_(True))
+    assert (type(s.rssi), type(s.n), type(s.tx), type(s.rnd)) == (float, int, int, bool)
+    batch = SightingsBatch("m", "g", np.uint32(5), np.float64(10.5), np.float32(1.0), [s])
+    assert batch.encode() == (
+        b'{"v":1,"site":"m","gw":"g","seq":5,"t":10.5,"window_s":1.0,'
+        b'"s":[{"id":"ab","k":"ble","rssi":-67.3,"n":3,"tx":-59,"rnd":true}]}'
+    )
+    with pytest.raises(WireError) as info:
+        Sighting("ab", "ble", -60.0, np.float64(3.0))
+    assert (info.value.reason, info.value.field) == ("wrong_type", "n")
