@@ -25,7 +25,8 @@ from gateway.wire.codec import (
 from gateway.wire.errors import WireError
 from gateway.wire.topics import EVENT_TYPES
 
-DAY_S = 86_400.0
+# A staff phone left in a store overnight is a "visit" of days; 30 days bounds the absurd.
+DURATION_MAX_S = 30 * 86_400.0
 MONEY_MAX = 1e9  # currency major units; a mall till never rings up a billion
 CURRENCY_LEN = 3
 
@@ -50,8 +51,8 @@ _FIELD_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "floor_to": check_id,  # floor id reached
     "via": check_id,  # escalator / lift zone id used
     "zone": check_id,  # zone id (store zone for purchase)
-    "dwell_s": lambda v, f: check_float(v, f, 0.0, DAY_S, 3),  # s spent in the zone
-    "duration_s": lambda v, f: check_float(v, f, 0.0, DAY_S, 3),  # s from entry to exit
+    "dwell_s": lambda v, f: check_float(v, f, 0.0, DURATION_MAX_S, 3),  # s spent in the zone
+    "duration_s": lambda v, f: check_float(v, f, 0.0, DURATION_MAX_S, 3),  # s from entry to exit
     "amount": check_money,  # currency major units
     "currency": check_currency,  # ISO 4217
     "txn_id": lambda v, f: check_token(v, f, 64),  # POS transaction id the purchase matched

@@ -76,7 +76,7 @@ statuses = st.builds(
 )
 _EVENT_VALUES = {
     "entrance": ids, "floor_from": st.just("L0"), "floor_to": st.just("L1"), "via": ids,
-    "zone": ids, "dwell_s": st.floats(0, 86_400), "duration_s": st.floats(0, 86_400),
+    "zone": ids, "dwell_s": st.floats(0, 2_592_000), "duration_s": st.floats(0, 2_592_000),
     "amount": st.floats(-1e9, 1e9), "currency": st.from_regex(r"[A-Z]{3}", fullmatch=True),
     "txn_id": tokens, "member": tokens,
 }
