@@ -9,6 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gateway.wire import (
@@ -165,3 +166,19 @@ def test_numpy_scalars_are_accepted_and_normalized():
     with pytest.raises(WireError) as info:
         Sighting("ab", "ble", -60.0, np.float64(3.0))
     assert (info.value.reason, info.value.field) == ("wrong_type", "n")
+
+
+def test_decode_arrays_of_golden_batch():
+    cols = SightingsBatch.decode_arrays((GOLDEN / "sightings_full.json").read_bytes())
+    assert (cols.site, cols.gw, cols.seq, cols.t, cols.window_s) == (
+        "mall-1", "gw-01", 4711, 1763900000.25, 1.0)
+    assert cols.id == ["3f9a0c1e2b4d5a6f", "b64url_Zm9vYmFy-_", "aa01", "c0ffee00", "deadbeef"]
+    assert cols.kind.tolist() == [0, 0, 0, 1, 1]
+    assert cols.rssi.tolist() == [-67.3, -81.0, -55.5, -72.4, -120.0]
+    assert cols.n.tolist() == [12, 3, 40, 2, 1]
+    assert cols.tx.tolist()[1:3] == [-59.0, -59.0] and np.isnan(cols.tx[[0, 3, 4]]).all()
+    assert cols.rnd.tolist() == [-1, 1, 0, 1, -1]
+    assert cols.fp == [None, None, None, "e3b0c44298fc1c14", None]
+    assert cols.beacon[2] == "f7826da6-4fa2-4e98-8024-bc5b71e0893e:100:7"
+    assert cols.member == [None, None, None, None, "m:7f3a9e"]
+    assert len(cols) == 5
