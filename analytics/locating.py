@@ -1,0 +1,179 @@
+"""One window of sightings from all gateways -> per-device RSSI matrix, floor evidence, fixes.
+
+The site is turned into arrays once (anchors, per-kind path-loss parameters per gateway, the
+floor of each gateway); each window then costs a handful of vectorized calls, independent of
+the number of devices: one :func:`locate.multilaterate` per (floor, radio kind).
+
+Floors are a classification over time, not the z of a fix (DESIGN.md, radio realism): the
+per-window *evidence* for floor f is the mean of the two strongest path-loss-normalised RSSI
+values among the gateways on f; ``analytics.devices`` smooths it with a sticky HMM.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from locate import PathLoss, multilaterate
+
+log = logging.getLogger(__name__)
+
+KINDS = ("ble", "wifi")
+DEVICE_Z_M = 1.2          # phone height above the floor (hand, pocket, bag)
+_FLOOR_MISSING_DB = -45.0  # normalised evidence for a floor none of whose gateways heard
+
+
+@dataclass
+class WindowMatrix:
+    """All sightings of one window as arrays; one row per device id."""
+
+    t: float
+    ids: list[str]
+    kind: np.ndarray          # (N,) uint8 index into KINDS
+    rssi: np.ndarray          # (N, K) dBm, NaN = not heard
+    fp: list[str | None]
+    member: list[str | None]
+    rnd: np.ndarray           # (N,) int8 -1/0/1
+    n_sightings: int
+
+
+@dataclass
+class Fixes:
+    xy: np.ndarray            # (N, 2)
+    cov: np.ndarray           # (N, 2, 2)
+    ok: np.ndarray            # (N,) bool
+    n_heard: np.ndarray       # (N,)
+
+
+class Locator:
+    def __init__(self, site, *, loss: str = "huber", solve_kinds: tuple[str, ...] = KINDS) -> None:
+        self.site = site
+        self.gw_ids = [g.id for g in site.gateways]
+        self.gw_col = {g: i for i, g in enumerate(self.gw_ids)}
+        self.anchors = site.gateway_xyz()
+        self.floor_ids = [f.id for f in site.floors]
+        self.floor_ix = {f: i for i, f in enumerate(self.floor_ids)}
+        self.gw_floor = np.array([self.floor_ix[g.floor] for g in site.gateways])
+        self.loss = loss
+        self.solve_kinds = solve_kinds
+        k = len(self.gw_ids)
+        # Per kind: p0 (with the gateway's calibration offset), exponent, sigma; NaN p0 where
+        # the gateway has no such radio so its column is ignored.
+        self.p0 = np.full((len(KINDS), k), np.nan)
+        self.expo = np.full((len(KINDS), k), np.nan)
+        self.sigma = np.full((len(KINDS), k), np.nan)
+        for ki, kind in enumerate(KINDS):
+            rd = site.radio.get(kind)
+            if rd is None:
+                continue
+            for j, g in enumerate(site.gateways):
+                if kind in g.radios:
+                    self.p0[ki, j] = rd.p0_dbm + g.p0_offset_db
+                    self.expo[ki, j] = g.exponent if g.exponent is not None else rd.exponent
+                    self.sigma[ki, j] = rd.sigma_db
+        self.floor_cols = [np.flatnonzero(self.gw_floor == f) for f in range(len(self.floor_ids))]
+        self.floor_z = np.array([f.elevation_m + DEVICE_Z_M for f in site.floors])
+        self.floor_bounds = []
+        for f in site.floors:
+            o = np.asarray(f.outline, float)
+            self.floor_bounds.append((o[:, 0].min(), o[:, 1].min(), o[:, 0].max(), o[:, 1].max()))
+
+    # -- window -> matrix ------------------------------------------------------------------
+    def matrix(self, t: float, parts) -> WindowMatrix:
+        """Stack the gateway batches of one window into a (devices x gateways) RSSI matrix."""
+        row_of: dict[str, int] = {}
+        ids: list[str] = []
+        rows_parts = []
+        cols_parts = []
+        for p in parts:
+            col = self.gw_col.get(p.gw)
+            if col is None:
+                log.debug("batch from unknown gateway %s ignored", p.gw)
+                continue
+            setdefault = row_of.setdefault
+            rows = [setdefault(i, len(row_of)) for i in p.id]
+            rows_parts.append((np.asarray(rows, dtype=np.int64), p))
+            cols_parts.append(col)
+        n = len(row_of)
+        ids = list(row_of)
+        kind = np.zeros(n, np.uint8)
+        rnd = np.full(n, -1, np.int8)
+        rssi = np.full((n, len(self.gw_ids)), np.nan)
+        fp: list[str | None] = [None] * n
+        member: list[str | None] = [None] * n
+        total = 0
+        for (rows, p), col in zip(rows_parts, cols_parts):
+            total += len(rows)
+            if not len(rows):
+                continue
+            # Same device twice in one batch: keep the stronger reading.
+            cur = rssi[rows, col]
+            rssi[rows, col] = np.fmax(cur, p.rssi)
+            kind[rows] = p.kind
+            rnd[rows] = np.maximum(rnd[rows], p.rnd)
+            for r, f, m in zip(rows.tolist(), p.fp, p.member):
+                if f is not None:
+                    fp[r] = f
+                if m is not None:
+                    member[r] = m
+        return WindowMatrix(t, ids, kind, rssi, fp, member, rnd, total)
+
+    # -- floor evidence --------------------------------------------------------------------
+    def floor_evidence(self, wm: WindowMatrix) -> np.ndarray:
+        """(N, F) mean of the two strongest normalised readings per floor (dB re p0)."""
+        p0 = self.p0[wm.kind]                       # (N, K)
+        norm = wm.rssi - p0
+        out = np.full((len(wm.ids), len(self.floor_ids)), _FLOOR_MISSING_DB)
+        for f, cols in enumerate(self.floor_cols):
+            if not len(cols):
+                continue
+            sub = np.where(np.isnan(norm[:, cols]), -np.inf, norm[:, cols])
+            if sub.shape[1] >= 2:
+                top = -np.partition(-sub, 1, axis=1)[:, :2]
+            else:
+                top = np.repeat(sub, 2, axis=1)
+            best, second = top[:, 0], top[:, 1]
+            second = np.where(np.isfinite(second), second, np.maximum(best - 6.0, _FLOOR_MISSING_DB))
+            ev = np.where(np.isfinite(best), 0.5 * (best + second), _FLOOR_MISSING_DB)
+            out[:, f] = np.maximum(ev, _FLOOR_MISSING_DB)
+        return out
+
+    # -- positions -------------------------------------------------------------------------
+    def solve(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None,
+              prior_xy: np.ndarray | None = None, prior_cov: np.ndarray | None = None) -> Fixes:
+        """Fix each device (rows, default all) with the gateways of its floor only."""
+        n = len(wm.ids)
+        xy = np.full((n, 2), np.nan)
+        cov = np.full((n, 2, 2), np.nan)
+        ok = np.zeros(n, bool)
+        n_heard = np.zeros(n, np.int64)
+        mask = np.zeros(n, bool)
+        if rows is None:
+            mask[:] = True
+        else:
+            mask[rows] = True
+        for f, cols in enumerate(self.floor_cols):
+            for ki, kind in enumerate(KINDS):
+                if kind not in self.solve_kinds:
+                    continue
+                kcols = cols[np.isfinite(self.p0[ki, cols])]
+                sel = np.flatnonzero(mask & (floor == f) & (wm.kind == ki))
+                if not len(sel) or len(kcols) < 1:
+                    continue
+                sub = wm.rssi[np.ix_(sel, kcols)]
+                heard = np.isfinite(sub).any(axis=1)
+                if not heard.any():
+                    continue
+                sel, sub = sel[heard], sub[heard]
+                model = PathLoss(self.p0[ki, kcols], self.expo[ki, kcols], self.sigma[ki, kcols])
+                kw = {}
+                if prior_xy is not None:
+                    kw = {"prior_xy": prior_xy[sel], "prior_cov": prior_cov[sel]}
+                fix = multilaterate(self.anchors[kcols], sub, model, z=self.floor_z[f],
+                                    bounds=self.floor_bounds[f], loss=self.loss, **kw)
+                xy[sel] = fix.xy
+                cov[sel] = fix.cov
+                ok[sel] = fix.ok
+                n_heard[sel] = fix.n_heard
+        return Fixes(xy, cov, ok, n_heard)

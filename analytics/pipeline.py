@@ -1,0 +1,318 @@
+"""The pure core of ingest: batches in, journey events and metric points out; time is an input.
+
+``Pipeline.process(batch, now)`` dedupes by (gateway, seq), assembles event-time windows, and
+for every window the watermark closes runs locate once for all devices (``DeviceTable``), maps
+devices to visitors (``VisitorRegistry``), drives the journey engine and the metrics. No I/O:
+``analytics.ingest`` wires it to MQTT and InfluxDB.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gateway.wire import (DeadLetter, Event, PosTransaction, SightingsBatch, Status, Topic,
+                          WireError, decode_any)
+
+from analytics.dedupe import SeqDedupe
+from analytics.devices import DeviceConfig, DeviceTable
+from analytics.journey import JourneyEngine, VisitRecord
+from analytics.locating import KINDS
+from analytics.metrics import MetricsAggregator
+from analytics.sink.lineprotocol import Point
+from analytics.visitors import VisitorConfig, VisitorRegistry
+from analytics.windows import Window, WindowAssembler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    window_s: float = 1.0
+    lateness_s: float = 3.0
+    occupancy_every_s: float = 10.0
+    heat_every_s: float = 60.0
+    heat_cell_m: float = 2.0
+    present_s: float = 30.0           # heard within this long: counts as present (occupancy)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    visitor: VisitorConfig = field(default_factory=VisitorConfig)
+
+
+@dataclass
+class Output:
+    events: list[Event] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    visits: list[VisitRecord] = field(default_factory=list)
+
+    def extend(self, other: "Output") -> None:
+        self.events += other.events
+        self.points += other.points
+        self.deadletters += other.deadletters
+        self.visits += other.visits
+
+
+class Pipeline:
+    def __init__(self, site, config: PipelineConfig | None = None, *, crm=None) -> None:
+        self.site = site
+        self.cfg = cfg = config or PipelineConfig()
+        self.crm = crm
+        self.dedupe = SeqDedupe()
+        self.windows = WindowAssembler(cfg.window_s, cfg.lateness_s)
+        self.devices = DeviceTable(site, config=cfg.device)
+        consent = crm.has_consent if crm is not None else None
+        self.visitors = VisitorRegistry(cfg.visitor, consent=consent)
+        self.journey = JourneyEngine(site.id)
+        self.metrics = MetricsAggregator(site)
+        n = cfg.device.capacity
+        self.slot_vid = np.full(n, None, dtype=object)
+        self.rotated = np.zeros(n, bool)
+        self.floor_ids = self.devices.loc.floor_ids
+        self.zone_ids = self.devices.zone_ids
+        self._next_occ = None
+        self._heat_t = None
+        self._heat = {}
+        self.seen_before: dict[str, float] = {}     # member / stable id -> last visit end
+        self.stats = {"batches": 0, "duplicates": 0, "late_batches": 0, "sightings": 0,
+                      "deadletters": 0, "windows": 0}
+
+    # -- inputs ----------------------------------------------------------------------------
+    def process_payload(self, topic: str, payload: bytes, now: float) -> Output:
+        """Decode one MQTT message by its topic; anything bad becomes a DeadLetter."""
+        try:
+            tp = Topic.parse(topic)
+            if tp.kind == "sightings":
+                rec = SightingsBatch.decode_arrays(payload)
+                if rec.site != tp.site or rec.gw != tp.gw:
+                    raise WireError("topic_mismatch", "gw", f"{rec.gw!r} on {topic!r}")
+            else:
+                rec = decode_any(tp, payload)
+            if getattr(rec, "site", self.site.id) != self.site.id:
+                raise WireError("wrong_site", "site", f"{rec.site!r} is not {self.site.id!r}")
+        except WireError as exc:
+            self.stats["deadletters"] += 1
+            return Output(deadletters=[DeadLetter.from_error(self.site.id, now, topic, payload, exc)])
+        if isinstance(rec, Status):
+            return self.status(rec)
+        if isinstance(rec, PosTransaction):
+            return self.pos(rec, now)
+        if isinstance(rec, (Event, DeadLetter)):
+            return Output()       # our own output echoed back: not an input
+        return self.process(rec, now)
+
+    def process(self, batch, now: float | None = None) -> Output:
+        """One gateway batch (SightingsBatch or its SightingArrays)."""
+        if isinstance(batch, SightingsBatch):
+            batch = batch.arrays()
+        self.stats["batches"] += 1
+        if not self.dedupe.accept(batch.gw, batch.seq, batch.t):
+            self.stats["duplicates"] += 1
+            return Output()
+        self.stats["sightings"] += len(batch)
+        if self.windows.add(batch):
+            self.stats["late_batches"] += 1
+        out = Output()
+        for w in self.windows.close_ready():
+            out.extend(self._window(w))
+        return out
+
+    def pos(self, txn: PosTransaction, now: float | None = None) -> Output:
+        self.journey.purchase(txn)
+        return Output(events=self.journey.take_events())
+
+    def status(self, st: Status) -> Output:
+        self.metrics.gateway_status(st)
+        return Output(points=self.metrics.take_points())
+
+    def flush(self) -> Output:
+        """End of data: close every window, finish every visitor, emit every metric."""
+        out = Output()
+        for w in self.windows.close_all():
+            out.extend(self._window(w))
+        tr = self.devices.close()
+        self._apply(tr, self.devices.t)
+        t_end = self.devices.t + 1e9
+        for v in self.visitors.expire(t_end):
+            out.visits.append(self._finish(v))
+        self.journey.tick(t_end)
+        out.events += self.journey.take_events()
+        out.points += self.metrics.take_points()
+        return out
+
+    # -- one window ------------------------------------------------------------------------
+    def _window(self, w: Window) -> Output:
+        self.stats["windows"] += 1
+        tr = self.devices.step(w)
+        self._apply(tr, w.t)
+        out = Output()
+        if not w.late:
+            for v in self.visitors.expire(w.t):
+                out.visits.append(self._finish(v))
+            self.journey.tick(w.t)
+            self._snapshots(w.t)
+        out.events = self.journey.take_events()
+        out.points = self.metrics.take_points()
+        return out
+
+    def _apply(self, tr, t: float) -> None:
+        if tr.born:
+            self._link_born(tr.born, t)
+        fid, zid = self.floor_ids, self.zone_ids
+        for s, f_from, f_to, _t, via in tr.floor_changes:
+            vid = self.slot_vid[s]
+            if vid:
+                self.journey.floor_change(vid, _t, fid[f_from], fid[f_to], zid[via] if via >= 0 else None)
+        for s, _t, e in tr.went_in:
+            if self.slot_vid[s]:
+                self.journey.went_in(self.slot_vid[s], _t, zid[e] if e >= 0 else None)
+        for s, _t, e in tr.went_out:
+            if self.slot_vid[s]:
+                self.journey.went_out(self.slot_vid[s], _t, zid[e] if e >= 0 else None)
+        for s, z, enter_t, exit_t in tr.zone_exits:
+            if self.slot_vid[s]:
+                self.journey.zone_exit(self.slot_vid[s], zid[z], enter_t, exit_t)
+        for s, z, enter_t in tr.zone_enters:
+            if self.slot_vid[s]:
+                self.journey.zone_enter(self.slot_vid[s], zid[z], enter_t)
+        for g in tr.gone:
+            vid = self.slot_vid[g.slot]
+            self.slot_vid[g.slot] = None
+            self.rotated[g.slot] = False
+            if vid is None:
+                continue
+            v = self.visitors.device_gone(g.id, g.kind, g.fp, g.last_t, g.last_floor, g.last_xy)
+            if v is not None:
+                v.first_t = min(v.first_t, g.first_t)
+                v.last_t = max(v.last_t, g.last_t)
+                if np.isfinite(g.bbox).all():
+                    vb = v.bbox
+                    vb[0], vb[1] = min(vb[0], g.bbox[0]), min(vb[1], g.bbox[1])
+                    vb[2], vb[3] = max(vb[2], g.bbox[2]), max(vb[3], g.bbox[3])
+                if g.entrance >= 0:
+                    self.journey.near_entrance(vid, zid[g.entrance])
+                if g.fp and g.kind == "wifi":
+                    self.visitors.note_wifi_burst(vid, g.fp, g.last_t, g.last_floor, g.last_xy)
+
+    def _link_born(self, born: list[int], t: float) -> None:
+        dev = self.devices
+        born_arr = np.asarray(born)
+        live = np.flatnonzero(dev.ids != None)  # noqa: E711
+        live = live[~np.isin(live, born_arr)]
+        lv_t = dev.last_t[live]
+        lv_xy = dev.kf.x[live, :2]
+        lv_fl = dev.floor[live]
+        lv_kind = dev.kind[live]
+        # Silent candidates for an address rotation: same radio, not heard in this window.
+        gap = self.cfg.visitor.rotation_gap_s
+        silent = (lv_t < t) & (lv_t >= t - gap) & ~self.rotated[live]
+        # Visitors being tracked right now (for Wi-Fi bursts): BLE devices heard recently.
+        fresh = (lv_t >= t - 5.0) & (lv_kind == KINDS.index("ble"))
+        fresh &= np.isfinite(lv_xy).all(axis=1)
+        vids = self.slot_vid[live[fresh]]
+        keep = np.array([v is not None for v in vids], bool)
+        live_pos = (vids[keep], lv_fl[fresh][keep], lv_xy[fresh][keep])
+        for s in born:
+            kind = dev.kind[s]
+            xy = dev.kf.x[s, :2]
+            fl = int(dev.floor[s])
+            fp = dev.fp[s]
+            rot_vid = None
+            cand = silent & (lv_kind == kind) & (lv_fl == fl)
+            if cand.any() and np.isfinite(xy).all():
+                ci = np.flatnonzero(cand)
+                d = np.hypot(lv_xy[ci, 0] - xy[0], lv_xy[ci, 1] - xy[1])
+                if fp is not None:
+                    d = np.where([dev.fp[live[c]] in (None, fp) for c in ci], d, np.inf)
+                j = int(np.argmin(d))
+                if d[j] <= self.cfg.visitor.rotation_dist_m:
+                    old = live[ci[j]]
+                    rot_vid = self.slot_vid[old]
+                    self.rotated[old] = True
+                    silent[ci[j]] = False
+            v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp, dev.member[s],
+                                     live_positions=live_pos if KINDS[kind] == "wifi" else None,
+                                     rotation_vid=rot_vid)
+            self.slot_vid[s] = v.id
+            if v.member:
+                self.journey.set_member(v.id, v.member)
+            if fl >= 0:
+                self.journey.set_floor(v.id, self.floor_ids[fl])
+
+    def _finish(self, v) -> VisitRecord:
+        excluded = self.visitors.is_excluded(v)
+        key = v.member
+        returning = bool(key and key in self.seen_before)
+        if key:
+            self.seen_before[key] = v.last_t
+        st = self.journey.states.get(v.id)
+        passby_ent = None
+        if st is not None and not st.entered:
+            passby_ent = st.near_entrance
+        rec = self.journey.finish(v.id, first_t=v.first_t, last_t=v.last_t, excluded=excluded,
+                                  returning=returning, n_devices=v.n_devices,
+                                  passby_entrance=passby_ent)
+        self.metrics.add_visit(rec)
+        return rec
+
+    # -- snapshots -------------------------------------------------------------------------
+    def _snapshots(self, t: float) -> None:
+        cfg = self.cfg
+        dev = self.devices
+        if self._heat_t is None:
+            self._heat_t = t - (t % cfg.heat_every_s)
+        if self._next_occ is None:
+            self._next_occ = t - (t % cfg.occupancy_every_s)
+        heard = np.flatnonzero((dev.ids != None) & (dev.last_t == t))  # noqa: E711
+        vids = self.slot_vid[heard]
+        self._accumulate_heat(heard, vids)
+        if t >= self._next_occ:
+            self._next_occ = t - (t % cfg.occupancy_every_s) + cfg.occupancy_every_s
+            self._occupancy(t)
+        if t >= self._heat_t + cfg.heat_every_s:
+            for f, grid in self._heat.items():
+                self.metrics.heat(self._heat_t, f, cfg.heat_cell_m, grid)
+            self._heat = {}
+            self._heat_t = t - (t % cfg.heat_every_s)
+
+    def _accumulate_heat(self, slots: np.ndarray, vids) -> None:
+        dev = self.devices
+        if not len(slots):
+            return
+        # One count per visitor: its first device heard in this window.
+        _, first = np.unique(np.array([v or "" for v in vids], dtype=object).astype(str), return_index=True)
+        s = slots[first]
+        xy = dev.kf.x[s, :2]
+        fl = dev.floor[s]
+        ok = np.isfinite(xy).all(axis=1) & (fl >= 0) & dev.inside[s]
+        cell = self.cfg.heat_cell_m
+        for f in np.unique(fl[ok]).tolist():
+            m = ok & (fl == f)
+            b = dev.loc.floor_bounds[f]
+            nx = int(np.ceil((b[2] - b[0]) / cell)) + 1
+            ny = int(np.ceil((b[3] - b[1]) / cell)) + 1
+            grid = self._heat.setdefault(self.floor_ids[f], np.zeros((nx, ny), np.int64))
+            ix = np.clip(((xy[m, 0] - b[0]) // cell).astype(int), 0, nx - 1)
+            iy = np.clip(((xy[m, 1] - b[1]) // cell).astype(int), 0, ny - 1)
+            np.add.at(grid, (ix, iy), 1)
+
+    def _occupancy(self, t: float) -> None:
+        dev = self.devices
+        live = np.flatnonzero((dev.ids != None) & (dev.last_t >= t - self.cfg.present_s))  # noqa: E711
+        floors = {f: set() for f in self.floor_ids}
+        zones: dict[str, set] = {}
+        for s in live.tolist():
+            vid = self.slot_vid[s]
+            if vid is None or not dev.inside[s]:
+                continue
+            v = self.visitors.visitors.get(vid)
+            if v is None or self.visitors.is_excluded(v):
+                continue
+            f = dev.floor[s]
+            if f >= 0:
+                floors[self.floor_ids[f]].add(vid)
+            z = dev.zh.zone[s]
+            if z >= 0:
+                zones.setdefault(self.zone_ids[z], set()).add(vid)
+        self.metrics.occupancy(t, {f: len(v) for f, v in floors.items()},
+                               {z: len(v) for z, v in zones.items()})
