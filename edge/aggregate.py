@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from edge.observation import Observation
 from edge.privacy import OptOutList, Pseudonymizer
-from gateway.wire import MAX_SIGHTINGS, Sighting, SightingsBatch
+from gateway.wire import MAX_PAYLOAD_BYTES, MAX_SIGHTINGS, Sighting, SightingsBatch
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +147,31 @@ class Aggregator:
             ))
         sightings.sort(key=lambda s: (s.k, s.id))
         batches = []
-        for i in range(0, max(len(sightings), 1), MAX_SIGHTINGS):
-            chunk = tuple(sightings[i:i + MAX_SIGHTINGS])
-            if not chunk:
-                break
+        for chunk in _chunks(sightings):
             batches.append(SightingsBatch(self.site, self.gw, self._next_seq(), round(t0, 3),
                                           self.window_s, chunk))
         self.stats.batches += len(batches)
         return batches
+
+
+# Upper bound of one encoded sighting without its optional strings: the longest id/k/rssi/n/tx/rnd
+# values with their keys take < 100 bytes; the keys of fp/beacon/member add 30.
+_SIGHTING_BYTES = 130
+_BATCH_BUDGET = MAX_PAYLOAD_BYTES - 512  # header fields
+
+
+def _chunks(sightings: list[Sighting]) -> list[tuple[Sighting, ...]]:
+    """Split so that no batch exceeds MAX_SIGHTINGS nor MAX_PAYLOAD_BYTES once encoded."""
+    out: list[tuple[Sighting, ...]] = []
+    cur: list[Sighting] = []
+    size = 0
+    for s in sightings:
+        est = _SIGHTING_BYTES + len(s.fp or "") + len(s.beacon or "") + len(s.member or "")
+        if cur and (len(cur) >= MAX_SIGHTINGS or size + est > _BATCH_BUDGET):
+            out.append(tuple(cur))
+            cur, size = [], 0
+        cur.append(s)
+        size += est
+    if cur:
+        out.append(tuple(cur))
+    return out

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.cli",
     "dashboards.cli",
     "analytics.report.cli",
+    "edge.cli",
 )
 
 
