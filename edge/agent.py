@@ -155,7 +155,8 @@ class Agent:
             limit = self._obs_max
             if live:
                 limit = max(limit, now)
-            self._store(self.aggregator.flush(limit - self.cfg.grace_s))
+            if limit != float("-inf"):
+                self._store(self.aggregator.flush(limit - self.cfg.grace_s))
             if now - self._last_status >= self.cfg.status_interval_s:
                 self.publisher.set_status(self.status())
             if self.publisher.fatal is not None:

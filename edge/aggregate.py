@@ -117,6 +117,8 @@ class Aggregator:
 
     def flush(self, now: float) -> list[SightingsBatch]:
         """Close every window that ended at or before ``now``; their batches, oldest first."""
+        if not math.isfinite(now):
+            raise ValueError("now must be finite")
         limit = math.floor(now / self.window_s)  # windows with index < limit have ended
         out: list[SightingsBatch] = []
         for idx in sorted(i for i in self._windows if i < limit):

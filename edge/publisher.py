@@ -14,6 +14,7 @@ Refused credentials are fatal (``fatal`` holds a BrokerAuthError with operator a
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import ssl
@@ -210,7 +211,7 @@ class Publisher:
             self._status_dirty = self._status is not None
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if client is self._client and self.state is not State.DISCONNECTED:
+        if client is self._client and self.state in (State.CONNECTING, State.CONNECTED):
             self._lost(f"disconnected: {reason_code}")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
@@ -274,11 +275,19 @@ class Publisher:
         client = self._client
         if client is None or self.state is not State.CONNECTED:
             return
-        offline = Status(self.site, self.gw, round(self._clock(), 3), "offline", self.version)
+        self.state = State.STOPPED
+        with self._lock:
+            last = self._status
+        now = round(self._clock(), 3)
+        if last is not None:
+            offline = dataclasses.replace(last, t=now, state="offline",
+                                          spool_depth=self.spool.depth)
+        else:
+            offline = Status(self.site, self.gw, now, "offline", self.version)
         info = client.publish(self._status_topic, offline.encode(), qos=1, retain=True)
         deadline = time.monotonic() + 2.0
         while not info.is_published() and time.monotonic() < deadline:
             if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
                 break
         client.disconnect()
-        client.loop(timeout=0.05)
+        client.loop_write()  # sends DISCONNECT; paho closes the socket itself

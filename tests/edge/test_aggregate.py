@@ -8,7 +8,7 @@ import pytest
 from edge.aggregate import Aggregator
 from edge.observation import Observation
 from edge.privacy import OptOutList, Pseudonymizer, opt_out_hash
-from gateway.wire import MAX_SIGHTINGS, SightingsBatch
+from gateway.wire import MAX_PAYLOAD_BYTES, MAX_SIGHTINGS, SightingsBatch
 
 SECRET = b"0123456789abcdef-site-secret"
 A = bytes.fromhex("da0000000001")
@@ -102,8 +102,21 @@ def test_more_devices_than_max_sightings_split():
     for i in range(MAX_SIGHTINGS + 3):
         agg.add(ob(1.0, addr=i.to_bytes(6, "big")))
     batches = agg.flush(2.0)
-    assert [len(b.s) for b in batches] == [MAX_SIGHTINGS, 3]
+    assert len(batches) >= 2 and all(len(b.s) <= MAX_SIGHTINGS for b in batches)
+    assert all(len(b.encode()) <= MAX_PAYLOAD_BYTES for b in batches)
     assert len({s.id for b in batches for s in b.s}) == MAX_SIGHTINGS + 3
+    assert [b.seq for b in batches] == list(range(10, 10 + len(batches)))
+
+
+def test_long_tokens_split_by_payload_size():
+    agg = _agg(beacons=["b" * 120])
+    for i in range(3000):
+        agg.add(ob(1.0, addr=i.to_bytes(6, "big"), beacon="b" * 120, member_token="m" * 128,
+                   fingerprint="f" * 16, tx_power=-127))
+    batches = agg.flush(2.0)
+    assert len(batches) >= 2
+    assert all(len(b.encode()) <= MAX_PAYLOAD_BYTES for b in batches)
+    assert sum(len(b.s) for b in batches) == 3000
 
 
 def test_window_validation():
