@@ -103,16 +103,14 @@ _KEEP_EXT = frozenset({35, 108})
 
 def ie_fingerprint(ies: bytes) -> str:
     """The probe fingerprint of an IE sequence: the formula of edge.parsers.wifi (ids in order,
-    whole bodies of capability elements, OUI + type of vendor elements; SSID and DS channel
-    left out), 16 hex chars of SHA-256."""
+    whole bodies of capability elements, OUI + type of vendor elements; the SSID and DS
+    channel contents left out), 16 hex chars of SHA-256."""
     canon = bytearray()
     i = 0
     while i + 2 <= len(ies):
         eid, elen = ies[i], ies[i + 1]
         body = ies[i + 2:i + 2 + elen]
         i += 2 + elen
-        if eid in (0, 3):
-            continue
         if eid == 255:
             canon += b"\xff" + body[:1]
             if body[:1] and body[0] in _KEEP_EXT:
@@ -127,7 +125,7 @@ def ie_fingerprint(ies: bytes) -> str:
 
 
 def fingerprint(model: Model) -> str:
-    return ie_fingerprint(model.pre_ds + model.post_ds)
+    return ie_fingerprint(_ie(0, b"") + model.pre_ds + _ie(3, b"\x01") + model.post_ds)
 
 
 def member_token(member: np.ndarray, epoch: int) -> np.ndarray:

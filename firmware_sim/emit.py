@@ -31,7 +31,8 @@ class Emitters:
         models = dv.MODELS
         self.ble_kind = np.array([models[m].ble for m in self.model])
         ble_iv = np.array([models[m].ble_interval_s for m in self.model])
-        wifi = np.array([models[m].probes_per_channel > 0 for m in self.model])
+        self.ppc = np.array([models[m].probes_per_channel for m in self.model], np.int64)
+        wifi = self.ppc > 0
         sd = cfg.tx_sd_db
         self.tx = np.stack([
             np.array([models[m].tx_ble_db for m in self.model]) + rng.normal(0, sd, n) * phone,
@@ -149,7 +150,7 @@ class Emitters:
         addr = np.where(rnd, dv.random_macs(rng, bd.size), self.global_mac[bd])
         reset = rnd & self.seq_reset[bd]
         self.seq[bd[reset]] = rng.integers(0, 4096, int(reset.sum()))
-        ppc = np.array([dv.MODELS[m].probes_per_channel for m in self.model[bd]])
+        ppc = self.ppc[bd]
         directed = (self.known_ssid[bd] > 0).astype(np.int64)
         per_ch = ppc + directed
         n_frames = 3 * per_ch

@@ -68,7 +68,7 @@ def _put_le(out: np.ndarray, col: int, values: np.ndarray, nbytes: int) -> None:
 
 
 def wifi_freq(channel: np.ndarray) -> np.ndarray:
-    return 2407 + 5 * np.asarray(channel)
+    return 2407 + 5 * np.asarray(channel, np.int64)
 
 
 class ProbeTemplate:

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboards.cli",
     "analytics.report.cli",
     "edge.cli",
+    "firmware_sim.cli",
 )
 
 
