@@ -443,6 +443,21 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
             np.clip(xt, pb.bounds[0], pb.bounds[2], out=xt)
             np.clip(yt, pb.bounds[1], pb.bounds[3], out=yt)
         moved = np.hypot(xt - x, yt - y)
+        pre = moved < xtol
+        if pre.any():
+            # the Newton step is already below xtol: converged, no need to evaluate it
+            X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
+            if B is not None:
+                B[act] = sysm[9]
+            done[act[pre]] = True
+            keep = ~pre
+            if not keep.any():
+                break
+            act = act[keep]
+            sub = sub.take(keep)
+            x, y, xt, yt, fcost, lam = x[keep], y[keep], xt[keep], yt[keep], fcost[keep], lam[keep]
+            sysm = [None if v is None else v[keep] for v in sysm]
+            b = sysm[9]
         res = _evaluate(pb, sub, xt, yt, b if b is not None else b0[act])
         fct = full_cost(res[0], xt, yt, act)
         better = fct < fcost
@@ -452,7 +467,7 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
         fcost = np.where(better, fct, fcost)
         sysm = [None if old is None else np.where(better, new, old) for new, old in zip(res, sysm)]
         lam = np.where(better, np.maximum(lam / 4.0, 1e-7), lam * 4.0)
-        conv = (moved < xtol) | (lam > 1e8)
+        conv = lam > 1e8  # no descent found even for tiny steps
         if conv.any():
             X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
             if B is not None:
