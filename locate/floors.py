@@ -55,12 +55,16 @@ class FloorLikelihood:
     cov : (N,F,2,2) float
         Posterior covariance of that position (includes the grid quantisation).
     n_heard : (N,) int
+    zone_p : (N,Z) float or None
+        With ``zones`` given: probability that the device is in each zone, given that it is
+        on that zone's floor (the posterior mass of the zone's candidate points).
     """
 
     loglik: np.ndarray
     xy: np.ndarray
     cov: np.ndarray
     n_heard: np.ndarray
+    zone_p: np.ndarray | None = None
 
     def posterior(self) -> np.ndarray:
         """(N,F) floor probabilities of each window alone (flat prior)."""
@@ -234,8 +238,24 @@ class FloorModel:
         norm = -(h @ (np.log(self.sigma) + _LOG_SQRT_2PI)) + h.sum(axis=1) * np.log1p(-self.p_miss)
         return r0 / s2, A, Rr, E, norm
 
-    def loglik(self, rssi_dbm) -> FloorLikelihood:
-        """Floor log-likelihood of each row of ``rssi_dbm`` (N,K), NaN = not heard."""
+    def _membership(self, zones):
+        # (G_f, Z) 0/1: which candidate points of floor f lie in which zone.
+        out = []
+        for f in range(self.n_floors):
+            g = self.candidates[f]
+            z = zones.assign(g, np.full(len(g), f))
+            m = np.zeros((len(g), len(zones)))
+            m[np.flatnonzero(z >= 0), z[z >= 0]] = 1.0
+            out.append(m)
+        return out
+
+    def loglik(self, rssi_dbm, zones=None) -> FloorLikelihood:
+        """Floor log-likelihood of each row of ``rssi_dbm`` (N,K), NaN = not heard.
+
+        With ``zones`` (a :class:`locate.zones.ZoneIndex`) also the per-zone posterior mass
+        ``zone_p`` (N,Z), which lets visits be decided on probabilities rather than on a point
+        estimate near a wall.
+        """
         r = np.asarray(rssi_dbm, dtype=float)
         k = self.anchor_floor.size
         if r.ndim != 2 or r.shape[1] != k:
@@ -246,6 +266,8 @@ class FloorModel:
         cov = np.full((n, nf, 2, 2), np.nan)
         heard = np.isfinite(r)
         nh = heard.sum(axis=1)
+        memb = self._membership(zones) if zones is not None else None
+        zp = np.zeros((n, len(zones))) if zones is not None else None
         for s in range(0, n, _CHUNK):
             sl = slice(s, min(n, s + _CHUNK))
             rows = np.flatnonzero(nh[sl] > 0) + s
@@ -277,7 +299,9 @@ class FloorModel:
                 c[:, 1, 1] = m2[:, 2] - mu[:, 1] ** 2 + self.grid_var
                 c[:, 0, 1] = c[:, 1, 0] = m2[:, 1] - mu[:, 0] * mu[:, 1]
                 xy[rows, f], cov[rows, f] = mu, c
-        return FloorLikelihood(loglik=ll, xy=xy, cov=cov, n_heard=nh)
+                if memb is not None:
+                    zp[rows] += wg @ memb[f]
+        return FloorLikelihood(loglik=ll, xy=xy, cov=cov, n_heard=nh, zone_p=zp)
 
     def loglik_at(self, rssi_dbm, xy) -> np.ndarray:
         """Floor log-likelihood (N,F) at known positions ``xy`` (N,2) (e.g. a tracker's),

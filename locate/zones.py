@@ -304,11 +304,11 @@ class ZoneHysteresis:
         # Candidate run: the zone (other than the committed one) being observed.  A run
         # survives interruptions up to t_gap; a different zone observed meanwhile is ignored
         # until the run goes stale, so brief excursions do not restart it.
-        stale = (self.cand >= 0) & (t - self.cand_last > self.t_gap)
-        self.cand[stale] = -1
         obs = v & (z >= 0) & (z != self.zone)
         same = obs & (z == self.cand)
         self.cand_last[same] = t
+        stale = (self.cand >= 0) & (t - self.cand_last > self.t_gap)
+        self.cand[stale] = -1
         new = obs & (self.cand < 0)
         self.cand[new] = z[new]
         self.cand_first[new] = t
