@@ -169,7 +169,8 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.enable_logger(logging.getLogger(__name__ + ".paho"))
+        if log.isEnabledFor(logging.DEBUG):  # paho's own chatter only when asked for
+            client.enable_logger(logging.getLogger(__name__ + ".paho"))
         return client
 
     def _connect(self, now: float) -> None:
