@@ -552,7 +552,7 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
 def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None, loss="l2",
                   loss_scale=None, estimate_offset=False, prior_xy=None, prior_cov=None,
                   sensitivity_dbm=None, min_anchors=None, max_iter=40, xtol=1e-3, max_step=None,
-                  second_start_gap=4.0, chunk_size=4096) -> Fix:
+                  second_start_gap=None, chunk_size=4096) -> Fix:
     """Maximum-likelihood positions of many devices from the RSSI that anchors heard.
 
     Parameters
@@ -593,10 +593,12 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
         A device stops when its step is below ``xtol`` metres.
     max_step : float, optional
         Step cap in metres (default: a quarter of the start grid's diagonal).
-    second_start_gap : float
+    second_start_gap : float, optional
         Multi-start: a device whose second-best start (another basin, >= 2.5 grid cells away)
         has a cost within this many chi-square units of the best is also solved from there,
-        and the better optimum kept. 0 disables it.
+        and the better optimum kept. 0 disables it. Default: 4 with ``sensitivity_dbm`` (the
+        start grid scores detections only, so a censored likelihood can prefer another basin;
+        measured RMSE 1.14 -> 1.09 x CRLB), else 0 (no measured gain, +25 % time).
     chunk_size : int
         Devices processed together; bounds the temporary memory.
 
@@ -663,6 +665,8 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
     chunk_size = _as_int("chunk_size", chunk_size, 1)
     if not (np.isfinite(xtol) and xtol > 0):
         raise InvalidParameterError("xtol", f"must be > 0, got {xtol!r}")
+    if second_start_gap is None:
+        second_start_gap = 0.0 if sensitivity_dbm is None else 4.0
     if not (np.isfinite(second_start_gap) and second_start_gap >= 0):
         raise InvalidParameterError("second_start_gap", f"must be >= 0, got {second_start_gap!r}")
     if max_step is not None and not (np.isfinite(max_step) and max_step > 0):

@@ -158,7 +158,7 @@ def test_multi_start_finds_the_better_basin():
     xy = np.c_[rng.uniform(2, 28, 4000), rng.uniform(2, 18, 4000)]
     d = np.sqrt(((xy[:, None] - anchors[:, :2]) ** 2).sum(2) + (anchors[:, 2] - 1.2) ** 2)
     one = multilaterate(anchors, model.mean_rssi(d), model, second_start_gap=0.0)
-    two = multilaterate(anchors, model.mean_rssi(d), model)
+    two = multilaterate(anchors, model.mean_rssi(d), model, second_start_gap=4.0)
     wrong1 = int((np.hypot(*(one.xy - xy).T) > 1e-2).sum())
     wrong2 = int((np.hypot(*(two.xy - xy).T) > 1e-2).sum())
     print(f"noise-free wrong basins: single start {wrong1}, multi-start {wrong2} of 4000")
