@@ -73,6 +73,7 @@ class DeviceSummary:
     fp: str | None
     member: str | None
     bbox: tuple = (float("nan"),) * 4   # xmin ymin xmax ymax of its filtered track
+    spread_m: float = 0.0               # RMS distance of its track from the track's mean
 
 
 class DeviceTable:
@@ -94,6 +95,7 @@ class DeviceTable:
         self.inside = np.zeros(n, bool)
         self.ever_inside = np.zeros(n, bool)
         self.bbox = np.full((n, 4), np.nan)     # xmin ymin xmax ymax of the filtered track
+        self.moments = np.zeros((n, 5))          # n, sum x, sum y, sum x^2, sum y^2 of the track
         self.entrance = np.full(n, -1, np.int64)
         self.entrance_t = np.full(n, np.nan)
         self.via = np.full(n, -1, np.int64)
@@ -165,6 +167,7 @@ class DeviceTable:
         self.inside_m[s] = 0.5
         self.inside[s] = self.ever_inside[s] = False
         self.bbox[s] = np.nan
+        self.moments[s] = 0.0
         self.entrance[s] = -1
         self.entrance_t[s] = np.nan
         self.via[s] = -1
@@ -190,7 +193,14 @@ class DeviceTable:
                              float(self.last_t[s]), int(self.windows[s]), bool(self.ever_inside[s]),
                              bool(self.inside[s]), extent, (float(xy[0]), float(xy[1])),
                              int(self.floor[s]), int(self.entrance[s]), self.fp[s], self.member[s],
-                             tuple(float(x) for x in b))
+                             tuple(float(x) for x in b), self.spread(s))
+
+    def spread(self, s: int) -> float:
+        n, sx, sy, sxx, syy = self.moments[s]
+        if n < 2:
+            return 0.0
+        var = (sxx - sx * sx / n + syy - sy * sy / n) / n
+        return float(np.sqrt(max(var, 0.0)))
 
     def _release(self, s: int, tr: Transitions) -> None:
         tr.gone.append(self.summary(s))
@@ -302,10 +312,16 @@ class DeviceTable:
         b[fin, 2] = np.fmax(b[fin, 2], xy[fin, 0])
         b[fin, 3] = np.fmax(b[fin, 3], xy[fin, 1])
         self.bbox[s] = b
+        mo = self.moments[s]
+        xf = np.where(fin, xy[:, 0], 0.0)
+        yf = np.where(fin, xy[:, 1], 0.0)
+        mo += np.column_stack([fin, xf, yf, xf * xf, yf * yf])
+        self.moments[s] = mo
         # Zones of the filtered position.
         rz = self.zindex.assign(np.where(fin[:, None], xy, np.nan), newf)
         self.raw_zone[s] = rz
         cls = self.zone_class[rz]
+        cls = np.where(fx.outside[rows], OUT, cls)
         cls = np.where(fin, cls, DOOR)               # no position: no evidence either way
         ent = fin & (rz >= 0) & self.is_entrance[np.maximum(rz, 0)]
         self.entrance[s[ent]] = rz[ent]
@@ -330,9 +346,10 @@ class DeviceTable:
         went_out = ins & (m < 0.25)
         for j in np.flatnonzero(went_in | went_out).tolist():
             sj = int(s[j])
+            # The entrance passed: the one it was last seen at (or outside of) within 2 min.
+            # None for a device first heard inside (a rotated address, a phone switched on):
+            # no entry is invented for it.
             e = int(self.entrance[sj]) if t - self.entrance_t[sj] <= 120.0 else -1
-            if e < 0 and fin[j]:
-                e = int(self._nearest_entrance(xy[j:j + 1], np.array([-1]))[0])
             (tr.went_in if went_in[j] else tr.went_out).append((sj, t, e))
         self.inside[s] = (ins | went_in) & ~went_out
         self.ever_inside[s] |= went_in

@@ -44,6 +44,7 @@ class Fixes:
     cov: np.ndarray           # (N, 2, 2)
     ok: np.ndarray            # (N,) bool
     n_heard: np.ndarray       # (N,)
+    outside: np.ndarray       # (N,) bool: an outside zone explains the readings at least as well
 
 
 class Locator:
@@ -78,6 +79,25 @@ class Locator:
         for f in site.floors:
             o = np.asarray(f.outline, float)
             self.floor_bounds.append((o[:, 0].min(), o[:, 1].min(), o[:, 0].max(), o[:, 1].max()))
+        # Outside zones (street, metro concourse) per floor as boxes. Gateways hang inside, so
+        # a fix of a device on the street is pulled inwards; a second fix confined to the
+        # street box competes with the free one (same model, same degrees of freedom) and the
+        # better fit decides (``outside_margin`` in units of the cost, favouring inside).
+        self.outside_boxes: list[list[tuple[float, float, float, float]]] = [[] for _ in site.floors]
+        self.inside_boxes: list[tuple[float, float, float, float]] = list(self.floor_bounds)
+        for z in site.zones:
+            if z.kind == "outside":
+                p = np.asarray(z.polygon, float)
+                self.outside_boxes[self.floor_ix[z.floor]].append(
+                    (p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()))
+        for fi, f in enumerate(site.floors):
+            # The walkable inside: the bounding box of the floor's non-outside zones.
+            ps = [np.asarray(z.polygon, float) for z in site.zones_on(f.id) if z.kind != "outside"]
+            if ps:
+                allp = np.vstack(ps)
+                self.inside_boxes[fi] = (allp[:, 0].min(), allp[:, 1].min(), allp[:, 0].max(), allp[:, 1].max())
+        self.outside_margin = 0.0
+        self.outside_near_m = 25.0
 
     # -- window -> matrix ------------------------------------------------------------------
     def matrix(self, t: float, parts) -> WindowMatrix:
@@ -148,6 +168,7 @@ class Locator:
         cov = np.full((n, 2, 2), np.nan)
         ok = np.zeros(n, bool)
         n_heard = np.zeros(n, np.int64)
+        outside = np.zeros(n, bool)
         mask = np.zeros(n, bool)
         if rows is None:
             mask[:] = True
@@ -170,10 +191,27 @@ class Locator:
                 kw = {}
                 if prior_xy is not None:
                     kw = {"prior_xy": prior_xy[sel], "prior_cov": prior_cov[sel]}
-                fix = multilaterate(self.anchors[kcols], sub, model, z=self.floor_z[f],
-                                    bounds=self.floor_bounds[f], loss=self.loss, **kw)
-                xy[sel] = fix.xy
-                cov[sel] = fix.cov
-                ok[sel] = fix.ok
+                anchors = self.anchors[kcols]
+                fix = multilaterate(anchors, sub, model, z=self.floor_z[f],
+                                    bounds=self.inside_boxes[f], loss=self.loss, **kw)
+                fxy, fcov, fok, cost = fix.xy.copy(), fix.cov.copy(), fix.ok.copy(), fix.cost.copy()
+                out = np.zeros(len(sel), bool)
+                for box in self.outside_boxes[f]:
+                    dx = np.maximum(np.maximum(box[0] - fxy[:, 0], fxy[:, 0] - box[2]), 0.0)
+                    dy = np.maximum(np.maximum(box[1] - fxy[:, 1], fxy[:, 1] - box[3]), 0.0)
+                    near = np.flatnonzero(np.hypot(dx, dy) <= self.outside_near_m)
+                    if not len(near):
+                        continue
+                    ofix = multilaterate(anchors, sub[near], model, z=self.floor_z[f], bounds=box,
+                                         loss=self.loss)
+                    better = ofix.cost <= cost[near] + self.outside_margin
+                    better &= np.isfinite(ofix.xy).all(axis=1)
+                    b = near[better]
+                    fxy[b], fcov[b], fok[b], cost[b] = ofix.xy[better], ofix.cov[better], ofix.ok[better], ofix.cost[better]
+                    out[b] = True
+                xy[sel] = fxy
+                cov[sel] = fcov
+                ok[sel] = fok
                 n_heard[sel] = fix.n_heard
-        return Fixes(xy, cov, ok, n_heard)
+                outside[sel] = out
+        return Fixes(xy, cov, ok, n_heard, outside)

@@ -37,16 +37,21 @@ def _bucket(t: float, size: int) -> int:
 
 
 class MetricsAggregator:
-    def __init__(self, site, *, retain_s: float = RETAIN_S) -> None:
+    def __init__(self, site, *, retain_s: float = RETAIN_S, tier_of=None) -> None:
+        self.tier_of = tier_of
         self.site = site.id
         self.zone_floor = {z.id: z.floor for z in site.zones}
         self.zone_tenant = {z.id: (z.tenant or z.name) for z in site.zones}
+        self.zone_kind = {z.id: z.kind for z in site.zones}
+        self.gw_floor = {g.id: g.floor for g in site.gateways}
+        self._visit_ts: dict = {}                                     # (store, ms) -> n used
         self.retain_s = retain_s
         self._footfall: dict = defaultdict(lambda: [0, 0])            # (t, entrance) -> [in, out]
         self._visitors: dict = defaultdict(lambda: defaultdict(int))  # t -> counters
         self._store: dict = defaultdict(lambda: {"dwell": [], "bought": 0, "revenue": 0.0,
                                                  "purchases": 0})    # (t, zone) -> ...
         self._floors: dict = defaultdict(int)                         # (t, from, to, via_kind) -> n
+        self._tiers: dict = defaultdict(lambda: [0, 0])               # (t, tier) -> [visitors, buyers]
         self._dirty: set = set()
         self._points: list[Point] = []
         self.max_t = float("-inf")
@@ -64,6 +69,11 @@ class MetricsAggregator:
             c = self._visitors[h]
             c["visitors"] += 1
             c["members" if rec.member else "anonymous"] += 1
+            tier = self.tier_of(rec.member) if (self.tier_of and rec.member) else None
+            if tier:
+                self._tiers[(h, tier)][0] += 1
+                self._tiers[(h, tier)][1] += int(any(sv.purchases for sv in rec.visits))
+                self._dirty.add(("t", (h, tier)))
             c["returning" if rec.returning else "new"] += 1
             c["visit_s_sum"] += max((rec.exit_t or rec.last_t) - rec.entry_t, 0.0)
             self._dirty.add(("v", h))
@@ -75,7 +85,12 @@ class MetricsAggregator:
                 k = (_bucket(rec.exit_t, FOOTFALL_BUCKET_S), rec.exit_entrance)
                 self._footfall[k][1] += 1
                 self._dirty.add(("f", k))
+            c["funnel_floor"] += int(bool(rec.floor_changes))
+            c["funnel_dwell"] += int(bool(rec.visits))
+            c["funnel_purchase"] += int(any(sv.purchases for sv in rec.visits))
+            c["funnel_exit"] += int(rec.exit_t is not None)
             for sv in rec.visits:
+                self._store_visit_point(rec, sv)
                 k = (_bucket(sv.enter_t, HOUR_S), sv.zone)
                 s = self._store[k]
                 s["dwell"].append(sv.exit_t - sv.enter_t)
@@ -93,36 +108,52 @@ class MetricsAggregator:
             self._visitors[h]["passersby"] += 1
             self._dirty.add(("v", h))
 
+    def _store_visit_point(self, rec: VisitRecord, sv) -> None:
+        # One point per store visit (the tenant report's raw material). Two visits of a store
+        # can start in the same millisecond: each gets its own microsecond slot.
+        ms = int(round(sv.enter_t * 1000))
+        n = self._visit_ts.get((sv.zone, ms), 0)
+        self._visit_ts[(sv.zone, ms)] = n + 1
+        tags = {"site": self.site, "floor": self.zone_floor.get(sv.zone, ""), "store": sv.zone}
+        fields = {"dwell_s": float(sv.exit_t - sv.enter_t), "purchase": 1 if sv.purchases else 0,
+                  "member": 1 if rec.member else 0, "visitor": rec.visitor}
+        self._points.append(Point("store_visit", tags, fields, ms / 1000 + n * 1e-6))
+
     # -- snapshots -------------------------------------------------------------------------
     def occupancy(self, t: float, floors: dict[str, int], zones: dict[str, int]) -> None:
         ts = int(t)
         for f, n in floors.items():
-            self._points.append(Point("occupancy", {"site": self.site, "floor": f},
+            self._points.append(Point("floor_occupancy", {"site": self.site, "floor": f},
                                       {"visitors": int(n)}, ts))
         for z, n in zones.items():
             self._points.append(Point("zone_occupancy",
-                                      {"site": self.site, "floor": self.zone_floor.get(z, ""), "zone": z},
+                                      {"site": self.site, "floor": self.zone_floor.get(z, ""), "zone": z,
+                                       "kind": self.zone_kind.get(z, "")},
                                       {"visitors": int(n)}, ts))
 
-    def heat(self, t: float, floor: str, cell_m: float, counts: np.ndarray) -> None:
+    def heat(self, t: float, floor: str, cell_m: float, counts: np.ndarray,
+             origin: tuple[float, float] = (0.0, 0.0)) -> None:
         """counts: (nx, ny) visitor-seconds per cell over the minute starting at t."""
         ts = int(t)
+        x0, y0 = origin
         for ix, iy in zip(*np.nonzero(counts)):
-            self._points.append(Point("heat", {"site": self.site, "floor": floor,
-                                               "cx": str(int(ix)), "cy": str(int(iy))},
+            self._points.append(Point("heat_cell", {"site": self.site, "floor": floor,
+                                                    "cell": f"{int(ix)}_{int(iy)}"},
                                       {"visitor_s": int(counts[ix, iy]),
-                                       "x_m": float(ix * cell_m), "y_m": float(iy * cell_m)}, ts))
+                                       "x_m": float(x0 + (ix + 0.5) * cell_m),
+                                       "y_m": float(y0 + (iy + 0.5) * cell_m)}, ts))
 
     def gateway_status(self, st) -> None:
-        fields = {"online": st.state == "online", "uptime_s": float(st.uptime_s),
+        tags = {"site": self.site, "floor": self.gw_floor.get(st.gw, ""), "gw": st.gw}
+        fields = {"online": 1 if st.state == "online" else 0, "uptime_s": float(st.uptime_s),
                   "parse_errors": int(st.parse_errors), "spool_depth": int(st.spool_depth),
-                  "spool_dropped": int(st.spool_dropped)}
-        for radio, rate in st.frames_per_s.items():
-            fields[f"frames_per_s_{radio}"] = float(rate)
+                  "spool_dropped": int(st.spool_dropped), "version": st.version}
         if st.cpu_temp_c is not None:
             fields["cpu_temp_c"] = float(st.cpu_temp_c)
-        self._points.append(Point("gateway_health", {"site": self.site, "gw": st.gw,
-                                                      "version": st.version}, fields, st.t))
+        self._points.append(Point("gateway_status", tags, fields, st.t))
+        for radio, rate in st.frames_per_s.items():
+            self._points.append(Point("gateway_radio", {**tags, "radio": radio},
+                                      {"frames_per_s": float(rate)}, st.t))
 
     def ingest_stats(self, t: float, fields: dict) -> None:
         self._points.append(Point("ingest", {"site": self.site}, fields, int(t)))
@@ -148,6 +179,9 @@ class MetricsAggregator:
                 if v:
                     fields["mean_visit_s"] = c["visit_s_sum"] / v
                 out.append(Point("visitors", {"site": site}, fields, k))
+                out.append(Point("funnel", {"site": site}, {
+                    "passby": v + p, "entry": v, "floor": c["funnel_floor"], "dwell": c["funnel_dwell"],
+                    "purchase": c["funnel_purchase"], "exit": c["funnel_exit"]}, k))
             elif kind == "s":
                 t, zone = k
                 s = self._store[k]
@@ -166,6 +200,11 @@ class MetricsAggregator:
                     out.append(Point("store_dwell_hist", {**tags, "le": "inf" if edge is None else str(edge)},
                                      {"visits": n}, t))
                     prev = edge if edge is not None else prev
+            elif kind == "t":
+                t, tier = k
+                n, b = self._tiers[k]
+                out.append(Point("member_visitors", {"site": site, "tier": tier},
+                                 {"visitors": n, "buyers": b}, t))
             elif kind == "x":
                 t, f_from, f_to, via = k
                 out.append(Point("floor_transitions", {"site": site, "from": f_from, "to": f_to,
@@ -176,7 +215,10 @@ class MetricsAggregator:
 
     def _prune(self) -> None:
         horizon = self.max_t - self.retain_s
+        if len(self._visit_ts) > 100_000:
+            self._visit_ts = {k: v for k, v in self._visit_ts.items() if k[1] / 1000 >= self.max_t - 7200}
         for table, tkey in ((self._footfall, lambda k: k[0]), (self._visitors, lambda k: k),
-                            (self._store, lambda k: k[0]), (self._floors, lambda k: k[0])):
+                            (self._store, lambda k: k[0]), (self._floors, lambda k: k[0]),
+                            (self._tiers, lambda k: k[0])):
             for k in [k for k in table if tkey(k) < horizon]:
                 del table[k]

@@ -64,7 +64,9 @@ class Pipeline:
         consent = crm.has_consent if crm is not None else None
         self.visitors = VisitorRegistry(cfg.visitor, consent=consent)
         self.journey = JourneyEngine(site.id)
-        self.metrics = MetricsAggregator(site)
+        self.metrics = MetricsAggregator(site, tier_of=crm.tier if crm is not None else None)
+        if crm is not None:
+            crm.on_revoke(self._revoked)
         n = cfg.device.capacity
         self.slot_vid = np.full(n, None, dtype=object)
         self.rotated = np.zeros(n, bool)
@@ -255,6 +257,19 @@ class Pipeline:
         self.metrics.add_visit(rec)
         return rec
 
+    def _revoked(self, member_id: str, tokens: list[str]) -> None:
+        """Consent revoked: delete every link to the member we hold."""
+        toks = set(tokens)
+        for tok in toks:
+            self.visitors.forget_member(tok)
+            self.seen_before.pop(tok, None)
+        for st in self.journey.states.values():
+            if st.member in toks:
+                st.member = None
+        dev = self.devices
+        for s in np.flatnonzero(np.isin(dev.member.astype(str), list(toks))).tolist():
+            dev.member[s] = None
+
     # -- snapshots -------------------------------------------------------------------------
     def _snapshots(self, t: float) -> None:
         cfg = self.cfg
@@ -271,7 +286,8 @@ class Pipeline:
             self._occupancy(t)
         if t >= self._heat_t + cfg.heat_every_s:
             for f, grid in self._heat.items():
-                self.metrics.heat(self._heat_t, f, cfg.heat_cell_m, grid)
+                b = dev.loc.floor_bounds[self.floor_ids.index(f)]
+                self.metrics.heat(self._heat_t, f, cfg.heat_cell_m, grid, (b[0], b[1]))
             self._heat = {}
             self._heat_t = t - (t % cfg.heat_every_s)
 

@@ -45,7 +45,7 @@ class VisitorConfig:
     expiry_s: float = 30.0            # after the last device is gone
     staff_presence_s: float = 4 * 3600.0
     fixed_min_s: float = 1800.0
-    fixed_extent_m: float = 4.0
+    fixed_spread_m: float = 4.0       # RMS radius of the track: position noise, no walking
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Visitor:
     xy: tuple[float, float] = (float("nan"), float("nan"))
     bbox: list = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
     beacon: bool = False
+    spread_m: float = 0.0                          # largest track spread of its devices
     ended_t: float | None = None                  # last device gone at this time
 
     @property
@@ -228,7 +229,7 @@ class VisitorRegistry:
         span = v.last_t - v.first_t
         if v.beacon or span >= cfg.staff_presence_s:
             return True
-        return span >= cfg.fixed_min_s and v.extent_m < cfg.fixed_extent_m
+        return span >= cfg.fixed_min_s and v.spread_m < cfg.fixed_spread_m
 
     def expire(self, now: float) -> list[Visitor]:
         """Visitors whose last device has been gone for ``expiry_s``: finished, dropped."""
