@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.cli",
     "dashboards.cli",
     "analytics.report.cli",
+    "gateway.plan_cli",
     "edge.cli",
     "firmware_sim.cli",
 )
