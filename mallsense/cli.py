@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.site.cli",
     "gateway.cli",
     "dashboards.cli",
+    "analytics.cli",
     "analytics.report.cli",
     "gateway.plan_cli",
     "edge.cli",
