@@ -60,6 +60,7 @@ STATUS_NOT_HEARD = 4  #: no anchor heard: xy NaN, ok False
 _LOSSES = {"l2": None, "huber": 1.345, "cauchy": 2.385}  # default scales in sigmas (95 % efficiency)
 _COND_MIN = 1e-9  # smallest/largest eigenvalue of the Fisher information below which: ill-conditioned
 _TINY = 1e-12
+_FIRST_PASS = 10  # iterations per chunk before unfinished rows are pooled (see multilaterate)
 
 
 @dataclass(frozen=True, eq=False)
@@ -383,7 +384,11 @@ def _start(pb, ch, z_ref, grid, second_gap):
 
 
 def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
-    """Batched Levenberg-Marquardt from (x, y); returns x, y, cost, full cost, b, iters, done."""
+    """Batched Levenberg-Marquardt from (x, y).
+
+    Returns a dict of per-row arrays: x, y, cost, fcost (with the prior term), b (offset or
+    None), h (n, 3) information (xx, xy, yy) at the accepted point, iters, done.
+    """
     n = x.shape[0]
     rows = np.arange(n)
     pm = pp = None
@@ -403,6 +408,7 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
     iters = np.zeros(n, np.int32)
     done = np.zeros(n, bool)
     X, Y, C, F = x.copy(), y.copy(), sysm[0].copy(), fcost.copy()
+    H = np.stack([sysm[1], sysm[2], sysm[3]], axis=1)  # information at the accepted point
     B = None if sysm[9] is None else sysm[9].copy()
     act = rows
     sub = ch
@@ -447,6 +453,7 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
         if pre.any():
             # the Newton step is already below xtol: converged, no need to evaluate it
             X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
+            H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
             if B is not None:
                 B[act] = sysm[9]
             done[act[pre]] = True
@@ -470,6 +477,7 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
         conv = lam > 1e8  # no descent found even for tiny steps
         if conv.any():
             X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
+            H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
             if B is not None:
                 B[act] = sysm[9]
             done[act[conv]] = True
@@ -482,50 +490,60 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
             sysm = [None if v is None else v[keep] for v in sysm]
     else:
         X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
+        H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
         if B is not None:
             B[act] = sysm[9]
-    return X, Y, C, F, B, iters, done
+    return dict(x=X, y=Y, cost=C, fcost=F, b=B, h=H, iters=iters, done=done)
 
 
-def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl,
-                 second_gap):
+def _solve_chunk(pb, ch, rows, z_ref, grid, prior, n_iter, xtol, max_step, second_gap):
+    """Start and first Levenberg-Marquardt pass for the rows of one chunk."""
     n = ch.S.shape[0]
     x, y, second = _start(pb, ch, z_ref, grid, second_gap)
     b0 = np.zeros(n)
-    pr = None if prior is None else (prior[0][sl], prior[1][sl])
+    pr = None if prior is None else (prior[0][rows], prior[1][rows])
     if pb.loss is not None and pb.offset:
         b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]
-    X, Y, C, F, B, iters, done = _lm(pb, ch, x, y, b0, pr, max_iter, xtol, max_step)
+    st = _lm(pb, ch, x, y, b0, pr, n_iter, xtol, max_step)
     two = np.flatnonzero(second >= 0)
     if two.size:
         # multi-start: rows with a plausible second basin are solved from it too; keep the better
         s2 = second[two]
         pr2 = None if pr is None else (pr[0][two], pr[1][two])
-        X2, Y2, C2, F2, B2, it2, dn2 = _lm(pb, ch.take(two), grid[0][s2], grid[1][s2], b0[two],
-                                           pr2, max_iter, xtol, max_step)
-        w = F2 < F[two]
-        iters[two] += it2
+        st2 = _lm(pb, ch.take(two), grid[0][s2], grid[1][s2], b0[two], pr2, n_iter, xtol, max_step)
+        w = st2["fcost"] < st["fcost"][two]
+        st["iters"][two] += st2["iters"]
         idx = two[w]
-        X[idx], Y[idx], C[idx], done[idx] = X2[w], Y2[w], C2[w], dn2[w]
-        if B is not None:
-            B[idx] = B2[w]
-    pp = None if pr is None else pr[1]
-    # information at the estimate: nominal model (no robust weights), offset profiled out
-    fi = _evaluate(pb, ch, X, Y, B if B is not None else b0, robust=False)
-    ixx, ixy, iyy = fi[1], fi[2], fi[3]
+        for k in ("x", "y", "cost", "fcost", "h", "done") + (("b",) if st["b"] is not None else ()):
+            st[k][idx] = st2[k][w]
+    return st
+
+
+def _finish(pb, ch, st, pr, min_anchors, out, rows):
+    """Covariance, ok and status from a solved state; write rows of the outputs."""
+    X, Y, C, B = st["x"], st["y"], st["cost"], st["b"]
+    n = X.shape[0]
+    if pb.loss is None:
+        # l2: the accepted Gauss-Newton information is the Fisher information at the estimate
+        ixx, ixy, iyy = st["h"][:, 0], st["h"][:, 1], st["h"][:, 2]
+    else:
+        # robust loss: information of the nominal model, without the IRLS weights
+        fi = _evaluate(pb, ch, X, Y, B if B is not None else np.zeros(n), robust=False)
+        ixx, ixy, iyy = fi[1], fi[2], fi[3]
     tr = ixx + iyy
     det_i = ixx * iyy - ixy * ixy
     disc = np.sqrt(np.maximum(tr * tr / 4 - det_i, 0.0))
     lmin, lmax = tr / 2 - disc, tr / 2 + disc
     well = lmin > _COND_MIN * np.maximum(lmax, _TINY)
-    if prior is not None:
+    if pr is not None:
+        pp = pr[1]
         ixx, ixy, iyy = ixx + pp[:, 0], ixy + pp[:, 1], iyy + pp[:, 2]
         det_i = ixx * iyy - ixy * ixy
         well = np.ones(n, bool)
     nh = ch.n_heard
-    enough = nh >= min_anchors if prior is None else np.ones(n, bool)
+    enough = nh >= min_anchors if pr is None else np.ones(n, bool)
     ok = well & enough & (nh > 0) & np.isfinite(X) & np.isfinite(Y) & (det_i > 0)
-    status = np.where(done, STATUS_CONVERGED, STATUS_MAX_ITER).astype(np.int8)
+    status = np.where(st["done"], STATUS_CONVERGED, STATUS_MAX_ITER).astype(np.int8)
     status[~well] = STATUS_ILL_CONDITIONED
     status[~enough] = STATUS_TOO_FEW
     status[nh == 0] = STATUS_NOT_HEARD
@@ -535,18 +553,17 @@ def _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_ancho
         cov[:, 1, 1] = ixx / det_i
         cov[:, 0, 1] = cov[:, 1, 0] = -ixy / det_i
     cov[~ok] = np.nan
-    X[nh == 0] = np.nan
-    Y[nh == 0] = np.nan
-    out["xy"][sl, 0] = X
-    out["xy"][sl, 1] = Y
-    out["cov"][sl] = cov
-    out["ok"][sl] = ok
-    out["n_heard"][sl] = nh
-    out["iterations"][sl] = iters
-    out["status"][sl] = status
-    out["cost"][sl] = np.where(nh > 0, C, np.nan)
+    none = nh == 0
+    out["xy"][rows, 0] = np.where(none, np.nan, X)
+    out["xy"][rows, 1] = np.where(none, np.nan, Y)
+    out["cov"][rows] = cov
+    out["ok"][rows] = ok
+    out["n_heard"][rows] = nh
+    out["iterations"][rows] = st["iters"]
+    out["status"][rows] = status
+    out["cost"][rows] = np.where(none, np.nan, C)
     if out["offset_db"] is not None:
-        out["offset_db"][sl] = np.where(nh > 0, B, np.nan)
+        out["offset_db"][rows] = np.where(none, np.nan, B)
 
 
 def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None, loss="l2",
@@ -693,10 +710,34 @@ def multilaterate(anchors_xyz, rssi_dbm, model: PathLoss, z=1.2, *, bounds=None,
         "cost": np.empty(n),
         "offset_db": np.empty(n) if estimate_offset else None,
     }
+    # Most rows converge in 3-6 iterations; a few crawl along a flat ridge. Iterating a whole
+    # chunk until its slowest row stops would pay the per-iteration overhead for those few, so
+    # after a first pass the unfinished rows of all chunks are pooled and finished together.
+    first = min(max_iter, _FIRST_PASS)
+    slow_rows, slow_state = [], []
     with np.errstate(divide="ignore", invalid="ignore"):
         for i0 in range(0, n, chunk_size):
             sl = slice(i0, min(n, i0 + chunk_size))
             ch = _Chunk(pb, rssi[sl], zz[sl] if zz.ndim else zz)
-            _solve_chunk(pb, ch, z_ref, grid, prior, max_iter, xtol, max_step, min_anchors, out, sl,
-                         float(second_start_gap))
+            st = _solve_chunk(pb, ch, sl, z_ref, grid, prior, first, xtol, max_step,
+                              float(second_start_gap))
+            pr = None if prior is None else (prior[0][sl], prior[1][sl])
+            _finish(pb, ch, st, pr, min_anchors, out, sl)
+            slow = np.flatnonzero(~st["done"] & (ch.n_heard > 0))
+            if slow.size and max_iter > first:
+                slow_rows.append(slow + i0)
+                slow_state.append({k: None if v is None else v[slow] for k, v in st.items()})
+        if slow_rows:
+            rows = np.concatenate(slow_rows)
+            prev = {k: None if slow_state[0][k] is None else np.concatenate([s_[k] for s_ in slow_state])
+                    for k in slow_state[0]}
+            for j0 in range(0, rows.size, chunk_size):
+                r = rows[j0:j0 + chunk_size]
+                part = slice(j0, j0 + r.size)
+                ch = _Chunk(pb, rssi[r], zz[r] if zz.ndim else zz)
+                pr = None if prior is None else (prior[0][r], prior[1][r])
+                b0 = prev["b"][part] if prev["b"] is not None else np.zeros(r.size)
+                st = _lm(pb, ch, prev["x"][part], prev["y"][part], b0, pr, max_iter - first, xtol, max_step)
+                st["iters"] += prev["iters"][part]
+                _finish(pb, ch, st, pr, min_anchors, out, r)
     return Fix(**out)

@@ -163,7 +163,8 @@ def test_multi_start_finds_the_better_basin():
     wrong2 = int((np.hypot(*(two.xy - xy).T) > 1e-2).sum())
     print(f"noise-free wrong basins: single start {wrong1}, multi-start {wrong2} of 4000")
     assert wrong2 < wrong1
-    assert np.all(two.cost <= one.cost + 1e-9)
+    # never worse, up to where two runs stop within xtol (1 mm) of the same optimum
+    assert np.all(two.cost <= one.cost + 1e-6)
 
 
 def test_start_does_not_collapse_onto_the_loudest_anchor():
