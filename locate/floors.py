@@ -422,7 +422,8 @@ class FloorHMM:
     p_change : float
         Per-step change probability next to a connector.
     p_leak : float
-        Per-step change probability anywhere else.
+        Per-step change probability anywhere else (1e-20: a change away from any connector
+        needs ~46 nats of evidence, a round trip ~92, more than an atrium balcony gives).
     emission_scale : float
         Multiplies the per-window log-likelihoods (< 1 tempers evidence that is correlated
         from one window to the next, as shadowing is for a device standing still).
@@ -437,7 +438,7 @@ class FloorHMM:
     """
 
     def __init__(self, n_floors: int, dt: float = 1.0, min_dwell_s: float = 15.0, p_change: float = 0.05,
-                 p_leak: float = 1e-9, emission_scale: float = 1.0):
+                 p_leak: float = 1e-20, emission_scale: float = 1.0):
         if n_floors < 1:
             raise InvalidParameterError("n_floors", f"must be >= 1, got {n_floors}")
         if not dt > 0:
