@@ -81,7 +81,8 @@ class Fix:
     n_heard : ndarray of int, shape (N,)
         Number of anchors heard (non-NaN RSSI).
     iterations : ndarray of int, shape (N,)
-        Levenberg-Marquardt iterations used.
+        Levenberg-Marquardt iterations used (summed over both starts where a second start ran,
+        so up to 2 ``max_iter``).
     status : ndarray of int8, shape (N,)
         One of the ``STATUS_*`` codes of this module.
     cost : ndarray, shape (N,)
@@ -272,16 +273,35 @@ def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
     if robust and pb.loss is not None:
         u = sr - hsw * b_prev[:, None] if pb.offset else sr
         _, kappa = _rho2(u, pb.loss, pb.c)
-    if ch.cens is not None and ch.cens.any():
-        v = sr[ch.cens]
+    cens = ch.cens if ch.cens is not None and ch.cens.any() else None
+    b = None
+    if cens is not None:
+        n = sr.shape[0]
+        rows_c = np.nonzero(cens)[0]
+        swc = ch.sw[cens]
+        v = sr[cens]  # censoring margins without the offset
+        if pb.offset:
+            # The offset is profiled jointly with the non-detections: a few 1-D Newton steps
+            # per row on  sum_heard (sr - sw b)^2 - 2 sum_silent log Phi(v - sw b).
+            kh = hsw if kappa is None else kappa * hsw
+            sh = dot("ij,ij->i", kh, hsw)
+            srh = dot("ij,ij->i", kh, sr)
+            v0 = v
+            b = b_prev.copy()
+            for _ in range(4):
+                v = v0 - swc * b[rows_c]
+                lnp = log_ndtr(v)
+                lam = np.exp(-0.5 * v * v - lnp) / _SQRT_2PI
+                g1 = b * sh - srh + np.bincount(rows_c, lam * swc, n)
+                g2 = sh + np.bincount(rows_c, lam * (v + lam) * swc * swc, n)
+                b = b - g1 / np.maximum(g2, _TINY)
+            v = v0 - swc * b[rows_c]
         lnp = log_ndtr(v)
         lam = np.exp(-0.5 * v * v - lnp) / _SQRT_2PI  # inverse Mills ratio phi/Phi
         if kappa is None:
             kappa = np.ones_like(sr)
-        kappa[ch.cens] = lam * (v + lam)
-        tmp = np.zeros_like(sr)
-        tmp[ch.cens] = lnp
-        cens_cost = -2.0 * tmp.sum(axis=1)
+        kappa[cens] = lam * (v + lam)
+        cens_cost = -2.0 * np.bincount(rows_c, lnp, n)
     if kappa is None:
         kex, key = ex, ey
     else:
@@ -290,26 +310,29 @@ def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
     hxy = dot("ij,ij->i", kex, ey)
     hyy = dot("ij,ij->i", key, ey)
     if pb.offset:
-        khsw = hsw if kappa is None else kappa * hsw
-        S = np.maximum(dot("ij,ij->i", khsw, hsw), _TINY)
-        b = dot("ij,ij->i", khsw, sr) / S
-        sx = dot("ij,ij->i", khsw, ex)
-        sy = dot("ij,ij->i", khsw, ey)
+        # Schur complement of the offset; with censoring the silent anchors count with their
+        # information weight kappa (their margin moves with the offset too)
+        wsw = hsw if cens is None else ch.sw
+        ksw = wsw if kappa is None else kappa * wsw
+        S = np.maximum(dot("ij,ij->i", ksw, wsw), _TINY)
+        if b is None:
+            b = dot("ij,ij->i", ksw, sr) / S
+        sx = dot("ij,ij->i", ksw, ex)
+        sy = dot("ij,ij->i", ksw, ey)
         hxx -= sx * sx / S
         hxy -= sx * sy / S
         hyy -= sy * sy / S
-        rho = sr - hsw * b[:, None]  # non-detections: hsw = 0, margin unchanged
+        rho = sr - hsw * b[:, None]  # non-detections: hsw = 0, margin handled above
     else:
-        b = None
         rho = sr
     # per-entry multiplier a of the residual's gradient and Hessian
     if kappa is None:
         a = rho
-    elif ch.cens is None:
+    elif cens is None:
         a = kappa * rho
     else:
-        a = np.where(ch.cens, 0.0, kappa * rho)
-        a[ch.cens] = -lam
+        a = kappa * rho
+        a[cens] = -lam
     gx = dot("ij,ij->i", a, ex)
     gy = dot("ij,ij->i", a, ey)
     # grad^2 of sr: t (I - 2 d d^T / d2)
@@ -502,8 +525,8 @@ def _solve_chunk(pb, ch, rows, z_ref, grid, prior, n_iter, xtol, max_step, secon
     x, y, second = _start(pb, ch, z_ref, grid, second_gap)
     b0 = np.zeros(n)
     pr = None if prior is None else (prior[0][rows], prior[1][rows])
-    if pb.loss is not None and pb.offset:
-        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]
+    if pb.offset and (pb.loss is not None or pb.sens is not None):
+        b0 = _evaluate(pb, ch, x, y, b0, robust=False)[9]  # an offset to start from
     st = _lm(pb, ch, x, y, b0, pr, n_iter, xtol, max_step)
     two = np.flatnonzero(second >= 0)
     if two.size:
