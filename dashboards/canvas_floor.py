@@ -54,7 +54,7 @@ def zone_element(zone, extent) -> canvas_b.CanvasElementOptions:
 def occupancy_query(floor_id: str) -> Query:
     m = s.ZONE_OCCUPANCY
     return Query(
-        f'SELECT last("devices") FROM "{m}" '
+        f'SELECT last("visitors") FROM "{m}" '
         + where(SITE_IS, f"\"{s.FLOOR}\" = '{floor_id}'", "\"kind\" = 'store'")
         + f' GROUP BY "{s.ZONE}"').alias(f"$tag_{s.ZONE}")
 

@@ -8,7 +8,7 @@ from dashboards.influxql import FLOOR_IN, SITE_IS, Query, tag_variable, where
 from dashboards.panels import bars, plain_table, single_stat, thresholds, ts
 
 UID = "mallsense-field"
-# A heartbeat older than this window means the gateway is offline (its last will may be lost).
+# No heartbeat for this long means offline even without a last will (edge heartbeat: 30 s).
 ONLINE_WINDOW = "5m"
 TEMP_STEPS = thresholds((None, "green"), (70, "orange"), (80, "red"))
 ACCURACY_STEPS = thresholds((None, "green"), (3, "yellow"), (5, "red"))
@@ -24,31 +24,32 @@ def variables() -> list:
 
 
 def build(site=None, image_base_url: str = "") -> dash_b.Dashboard:
-    st, radio, acc = s.GATEWAY_STATUS, s.GATEWAY_RADIO, s.ACCURACY
+    gh, radio, cov = s.GATEWAY_STATUS, s.GATEWAY_RADIO, s.COVERAGE
     recent = f"time > now() - {ONLINE_WINDOW}"
-    last_online = (f'(SELECT last("online") AS "online" FROM "{st}" '
-                   + where(SITE_IS, FLOOR_IN, recent, time=False) + ' GROUP BY "gw")')
+    # The latest status of each gateway heard recently; online is 1 (or 0 for the last will).
+    online_now = (f'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "{gh}" '
+                  + where(SITE_IS, FLOOR_IN, recent, time=False) + ' GROUP BY "gw")')
+    heard = (f'SELECT count("uptime_s") FROM (SELECT last("uptime_s") AS "uptime_s" FROM "{gh}" '
+             + where(SITE_IS, FLOOR_IN) + ' GROUP BY "gw")')
     d = (dash_b.Dashboard("MallSense field: gateways").uid(UID).tags(["mallsense", "field"])
          .time("now-3h", "now").timezone("browser").refresh("30s").editable()
          .variables(variables()))
     d = d.with_row(dash_b.Row("Fleet"))
-    d = d.with_panel(single_stat(
-        f"Gateways online (heartbeat in the last {ONLINE_WINDOW})",
-        Query(f'SELECT sum("online") FROM {last_online}').alias("online"), w=6))
-    d = d.with_panel(single_stat(
-        "Gateways heard in the range but not online now",
-        Query(f'SELECT count("uptime_s") FROM (SELECT last("uptime_s") AS "uptime_s" FROM "{st}" '
-              + where(SITE_IS, FLOOR_IN) + ' GROUP BY "gw") ')
-        .alias("heard"),
-        Query(f'SELECT sum("online") FROM {last_online}').alias("online"),
-        w=6, calc="lastNotNull"))
+    d = d.with_panel(single_stat(f"Gateways online (status online within {ONLINE_WINDOW})",
+                                 Query(online_now).alias("online"), w=6))
+    d = d.with_panel(single_stat("Gateways heard in the time range", Query(heard).alias("heard"), w=6))
     d = d.with_panel(plain_table(
-        "Last seen, spool depth, CPU temperature per gateway",
-        Query(f'SELECT last("uptime_s") AS "uptime_s" FROM "{st}" '
-              + where(SITE_IS, FLOOR_IN) + ' GROUP BY "gw"'),
-        Query(f'SELECT last("spool_depth") AS "spool_depth", last("cpu_temp_c") AS "cpu_temp_c", '
-              f'last("online") AS "online" FROM "{st}" ' + where(SITE_IS, FLOOR_IN) + ' GROUP BY "gw"'),
+        "Last seen (time of the latest status) per gateway",
+        Query(f'SELECT last("uptime_s") AS "uptime_s" FROM "{gh}" ' + where(SITE_IS, FLOOR_IN)
+              + ' GROUP BY "gw", "floor"'),
         w=12))
+    d = d.with_panel(plain_table(
+        "Latest status per gateway",
+        Query(f'SELECT last("online") AS "online", last("version") AS "version", '
+              f'last("spool_depth") AS "spool_depth", last("cpu_temp_c") AS "cpu_temp_c", '
+              f'last("parse_errors") AS "parse_errors" '
+              f'FROM "{gh}" ' + where(SITE_IS, FLOOR_IN) + ' GROUP BY "gw"'),
+        w=24))
     d = d.with_row(dash_b.Row("Radios and pipeline"))
     d = d.with_panel(ts(
         "Frames per second per radio",
@@ -57,22 +58,22 @@ def build(site=None, image_base_url: str = "") -> dash_b.Dashboard:
         w=12, unit="short"))
     d = d.with_panel(ts(
         "Parse errors per minute",
-        Query(f'SELECT non_negative_derivative(max("parse_errors"), 1m) FROM "{st}" '
+        Query(f'SELECT non_negative_derivative(max("parse_errors"), 1m) FROM "{gh}" '
               + where(SITE_IS, FLOOR_IN) + ' GROUP BY time(1m), "gw" fill(none)')
         .alias("$tag_gw"), w=12))
     d = d.with_panel(ts(
         "Spool depth (batches waiting on the gateway)",
-        Query(f'SELECT max("spool_depth") FROM "{st}" ' + where(SITE_IS, FLOOR_IN)
+        Query(f'SELECT max("spool_depth") FROM "{gh}" ' + where(SITE_IS, FLOOR_IN)
               + ' GROUP BY time($__interval), "gw" fill(none)').alias("$tag_gw"), w=12))
     d = d.with_panel(ts(
         "CPU temperature",
-        Query(f'SELECT max("cpu_temp_c") FROM "{st}" ' + where(SITE_IS, FLOOR_IN)
+        Query(f'SELECT max("cpu_temp_c") FROM "{gh}" ' + where(SITE_IS, FLOOR_IN)
               + ' GROUP BY time($__interval), "gw" fill(none)').alias("$tag_gw"),
         w=12, unit="celsius").thresholds(TEMP_STEPS))
     d = d.with_row(dash_b.Row("Coverage"))
     d = d.with_panel(bars(
-        "Expected accuracy per floor (CRLB, median and 90th percentile)",
-        Query(f'SELECT last("crlb_p50_m") AS "p50", last("crlb_p90_m") AS "p90" FROM "{acc}" '
+        "Expected accuracy per floor (CRLB median and 90th percentile, from the coverage plan)",
+        Query(f'SELECT last("crlb_p50_m") AS "p50", last("crlb_p90_m") AS "p90" FROM "{cov}" '
               + where(SITE_IS, FLOOR_IN, time=False) + f' GROUP BY "{s.FLOOR}"')
         .alias("$tag_floor $col"),
         w=24, unit="lengthm", steps=ACCURACY_STEPS))

@@ -5,7 +5,7 @@ sets the data source on the panel; sizes are Grafana grid units (24 columns wide
 """
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, common as common_b, dashboard as dash_b
+from grafana_foundation_sdk.builders import bargauge, barchart, common as common_b, dashboard as dash_b
 from grafana_foundation_sdk.builders import histogram, piechart, stat, table, timeseries
 from grafana_foundation_sdk.models import common, dashboard as dash_m
 
@@ -54,11 +54,20 @@ def bars(title: str, *queries: Query, w: int = 12, h: int = 8, unit: str | None 
 
 
 def ranked_table(title: str, query: Query, sort_field: str, *, limit: int = 10, w: int = 12,
-                 h: int = 8, unit: str | None = None) -> table.Panel:
-    """A table sorted by one field, descending, cut to ``limit`` rows (top-N stores)."""
-    p = _common(table.Panel(), title, [query.table()], w, h, unit)
+                 h: int = 8, unit: str | None = None, desc: bool = True,
+                 numeric: str | None = None, chart_x: str | None = None):
+    """A table sorted by one field, cut to ``limit`` rows (top-N stores).
+
+    ``numeric`` names a string column (a tag) to convert to a number first, so it sorts as one;
+    with ``chart_x`` the rows are drawn as a bar chart over that column instead of a table.
+    """
+    panel = barchart.Panel().x_field(chart_x) if chart_x else table.Panel()
+    p = _common(panel, title, [query.table()], w, h, unit)
+    if numeric:
+        p = p.with_transformation(dash_m.DataTransformerConfig(id_val="convertFieldType", options={
+            "conversions": [{"targetField": numeric, "destinationType": "number"}]}))
     return (p.with_transformation(dash_m.DataTransformerConfig(
-                id_val="sortBy", options={"sort": [{"field": sort_field, "desc": True}]}))
+                id_val="sortBy", options={"sort": [{"field": sort_field, "desc": desc}]}))
             .with_transformation(dash_m.DataTransformerConfig(
                 id_val="limit", options={"limitField": limit})))
 

@@ -1,15 +1,16 @@
 """The InfluxDB names the dashboards and the tenant report query, in one place.
 
-The source of truth is docs/metrics.md (written with analytics/metrics): every measurement, tag
-and field below must appear there with the same spelling, and tests/dashboards checks that each
-panel's query returns data from a database filled by the analytics pipeline. When metrics.md
-changes, this file is the only one to edit.
+Source of truth: docs/metrics.md and analytics/metrics.py (``MetricsAggregator``), which writes
+every measurement below except ``coverage`` (written by ``mallsense plan --influx``, see
+gateway/plan_cli.py). tests/dashboards fills a real InfluxDB through ``MetricsAggregator`` and runs
+every panel's query against it, so a rename on either side fails there. When the metrics
+change, this file is the only one to edit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Tags shared by every measurement.
+# Tags.
 SITE = "site"
 FLOOR = "floor"
 ZONE = "zone"
@@ -28,33 +29,41 @@ class Measurement:
         return self.name
 
 
-# Live occupancy per zone (store, corridor...), sampled every tick: devices present now.
-ZONE_OCCUPANCY = Measurement("zone_occupancy", (SITE, FLOOR, ZONE, "kind"), ("devices",))
-# Live occupancy per floor: shoppers on the floor now.
-FLOOR_OCCUPANCY = Measurement("floor_occupancy", (SITE, FLOOR), ("devices",))
-# Heat grid: devices per 2 m cell per tick; x_m/y_m are the cell centre in the site frame.
-HEAT = Measurement("heat_cell", (SITE, FLOOR, "cell"), ("x_m", "y_m", "devices"))
-# Footfall: entries and exits per entrance per tick, and unique visitors.
-FOOTFALL = Measurement("footfall", (SITE, FLOOR, "entrance"), ("entries", "exits"))
-# Journey funnel counts per tick, one field per stage.
-FUNNEL = Measurement(
-    "funnel", (SITE,), ("passby", "entry", "floor", "dwell", "purchase", "exit"))
+# Snapshots every 10 s: shoppers present per floor and per zone (zones with nobody: no point).
+FLOOR_OCCUPANCY = Measurement("floor_occupancy", (SITE, FLOOR), ("visitors",))
+ZONE_OCCUPANCY = Measurement("zone_occupancy", (SITE, FLOOR, ZONE, "kind"), ("visitors",))
+# Per minute and floor, one point per occupied 2 m cell: visitor-seconds; x_m/y_m = cell centre.
+HEAT = Measurement("heat_cell", (SITE, FLOOR, "cell"), ("visitor_s", "x_m", "y_m"))
+# 5-min buckets per entrance.
+FOOTFALL = Measurement("footfall", (SITE, "entrance"), ("entries", "exits"))
+# Hourly buckets, whole site: entered visitors, passers-by (heard, never entered), members...
+VISITORS = Measurement(
+    "visitors", (SITE,),
+    ("visitors", "passersby", "members", "anonymous", "new", "returning", "capture_rate"))
+# Hourly journey funnel: visitors reaching each stage (passby = everyone heard near the mall).
+FUNNEL = Measurement("funnel", (SITE,), ("passby", "entry", "floor", "dwell", "purchase", "exit"))
 FUNNEL_STAGES = FUNNEL.fields
-# One point per finished store visit (zone_exit of a store); the report's raw material.
-# visitor is the rotating pseudonym (string field, counted with COUNT(DISTINCT)); purchase and
-# member are 0/1 integers so that sum()/count() gives conversion and members' share.
+# One point per store visit, at its start: the tenant report's raw material. visitor is the
+# rotating pseudonym (COUNT(DISTINCT) counts visitors); purchase and member are 0/1.
 STORE_VISIT = Measurement(
     "store_visit", (SITE, FLOOR, STORE), ("dwell_s", "purchase", "member", "visitor"))
-# Gateway heartbeat (status topic) as stored by ingest.
+# Hourly buckets per store (by the hour the visit began).
+STORE_VISITS = Measurement(
+    "store_visits", (SITE, FLOOR, STORE, "tenant"),
+    ("visits", "mean_dwell_s", "median_dwell_s", "buyers", "purchases", "conversion"))
+# Hourly dwell histogram per store: visits with dwell in (previous le, le] seconds; le="inf".
+STORE_DWELL_HIST = Measurement("store_dwell_hist", (SITE, FLOOR, STORE, "tenant", "le"), ("visits",))
+FLOOR_TRANSITIONS = Measurement("floor_transitions", (SITE, "from", "to", "via"), ("count",))
+# One point per gateway status message; online is 1, or 0 for the last will (offline).
 GATEWAY_STATUS = Measurement(
     "gateway_status", (SITE, FLOOR, "gw"),
-    ("online", "uptime_s", "spool_depth", "cpu_temp_c", "parse_errors"))
-# Frames per second per gateway and radio.
+    ("online", "uptime_s", "parse_errors", "spool_depth", "spool_dropped", "cpu_temp_c", "version"))
 GATEWAY_RADIO = Measurement("gateway_radio", (SITE, FLOOR, "gw", "radio"), ("frames_per_s",))
-# Expected accuracy per floor: CRLB percentiles over the floor's cells, metres.
-ACCURACY = Measurement("accuracy", (SITE, FLOOR), ("crlb_p50_m", "crlb_p90_m"))
+# Expected accuracy per floor (CRLB over the floor's 2 m grid), from the coverage planner.
+COVERAGE = Measurement("coverage", (SITE, FLOOR),
+                       ("crlb_p50_m", "crlb_p90_m", "crlb_max_m", "floor_margin_p10_nats"))
 
 ALL: tuple[Measurement, ...] = (
-    ZONE_OCCUPANCY, FLOOR_OCCUPANCY, HEAT, FOOTFALL, FUNNEL, STORE_VISIT,
-    GATEWAY_STATUS, GATEWAY_RADIO, ACCURACY,
+    FLOOR_OCCUPANCY, ZONE_OCCUPANCY, HEAT, FOOTFALL, VISITORS, FUNNEL, STORE_VISIT, STORE_VISITS,
+    STORE_DWELL_HIST, FLOOR_TRANSITIONS, GATEWAY_STATUS, GATEWAY_RADIO, COVERAGE,
 )

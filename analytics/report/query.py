@@ -29,7 +29,7 @@ class ReportError(AnalyticsError):
 
 @dataclass(frozen=True)
 class VisitRow:
-    t: float          # unix seconds, end of the visit (zone_exit)
+    t: float          # unix seconds, start of the visit (the point's time, zone_enter)
     dwell_s: float
     purchase: int     # 0/1
     member: int       # 0/1

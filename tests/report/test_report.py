@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
@@ -30,11 +31,22 @@ def filled(influxdb):
     influxdb.create_database(DB)
     for a in days:
         afternoon.write(a, influxdb.url, DB)
-    visits = [v for a in days for v in a.visits]
+    visits = [Visit(sv.zone, sv.enter_t, sv.exit_t, int(bool(sv.purchases)), int(bool(r.member)),
+                    r.visitor) for a in days for r in a.records if r.entered for sv in r.visits]
     counts = Counter(v.store for v in visits)
     busy, _ = counts.most_common(1)[0]
     return {"url": influxdb.url, "visits": visits, "busy": busy, "counts": counts,
             "start": days[0].start, "end": end + 1}
+
+
+@dataclass(frozen=True)
+class Visit:
+    store: str
+    t0: float
+    t1: float
+    purchase: int
+    member: int
+    visitor: str
 
 
 def iso(t: float) -> str:
