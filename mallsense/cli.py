@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "analytics.cli",
     "analytics.report.cli",
     "gateway.plan_cli",
+    "gateway.calibrate_cli",
     "edge.cli",
     "firmware_sim.cli",
 )
