@@ -224,8 +224,9 @@ class _Chunk:
 
     def take(self, idx):
         new = object.__new__(_Chunk)
-        for k in ("hsw", "sw", "syp", "swh", "swg", "S", "n_heard"):
+        for k in ("hsw", "syp", "swh", "swg", "S", "n_heard"):
             setattr(new, k, getattr(self, k)[idx])
+        new.sw = new.hsw if self.sw is self.hsw else self.sw[idx]
         new.cens = None if self.cens is None else self.cens[idx]
         new.dz2 = self.dz2[idx] if self.dz2.ndim == 2 else self.dz2
         return new
@@ -426,7 +427,7 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
         return cost + P[:, 0] * ex * ex + 2 * P[:, 1] * ex * ey + P[:, 2] * ey * ey
 
     sysm = list(_evaluate(pb, ch, x, y, b0))  # cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b
-    fcost = full_cost(sysm[0], x, y, rows)
+    fcost = full_cost(sysm[0], x, y, rows).copy()
     lam = np.full(n, 1e-3)
     iters = np.zeros(n, np.int32)
     done = np.zeros(n, bool)
@@ -435,6 +436,14 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
     B = None if sysm[9] is None else sysm[9].copy()
     act = rows
     sub = ch
+    live = np.ones(n, bool)
+
+    def writeback(act, x, y, sysm, fcost):
+        X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
+        H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
+        if B is not None:
+            B[act] = sysm[9]
+
     for _ in range(max_iter):
         cost, hxx, hxy, hyy, gx, gy, nxx, nxy, nyy, b = sysm
         # Newton where its Hessian is positive definite, Gauss-Newton elsewhere
@@ -472,50 +481,41 @@ def _lm(pb, ch, x, y, b0, prior, max_iter, xtol, max_step):
             np.clip(xt, pb.bounds[0], pb.bounds[2], out=xt)
             np.clip(yt, pb.bounds[1], pb.bounds[3], out=yt)
         moved = np.hypot(xt - x, yt - y)
-        pre = moved < xtol
-        if pre.any():
-            # the Newton step is already below xtol: converged, no need to evaluate it
-            X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
-            H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
-            if B is not None:
-                B[act] = sysm[9]
-            done[act[pre]] = True
-            keep = ~pre
-            if not keep.any():
-                break
-            act = act[keep]
-            sub = sub.take(keep)
-            x, y, xt, yt, fcost, lam = x[keep], y[keep], xt[keep], yt[keep], fcost[keep], lam[keep]
-            sysm = [None if v is None else v[keep] for v in sysm]
+        # a Newton step already below xtol means converged: no need to evaluate it. Converged
+        # rows stay in the batch, frozen (trial = current point, never accepted), until a
+        # quarter of it is frozen; then the batch is compacted (copying costs an iteration).
+        newly = live & (moved < xtol)
+        if newly.any():
+            done[act[newly]] = True
+            live &= ~newly
+        if not live.any():
+            break
+        if live.mean() < 0.75:
+            writeback(act, x, y, sysm, fcost)
+            act, x, y, xt, yt, fcost, lam = (v[live] for v in (act, x, y, xt, yt, fcost, lam))
+            sub = sub.take(live)
+            sysm = [None if v is None else v[live] for v in sysm]
             b = sysm[9]
+            live = np.ones(act.size, bool)
+        else:
+            np.copyto(xt, x, where=~live)
+            np.copyto(yt, y, where=~live)
         res = _evaluate(pb, sub, xt, yt, b if b is not None else b0[act])
         fct = full_cost(res[0], xt, yt, act)
-        better = fct < fcost
-        iters[act] += 1
-        x = np.where(better, xt, x)
-        y = np.where(better, yt, y)
-        fcost = np.where(better, fct, fcost)
-        sysm = [None if old is None else np.where(better, new, old) for new, old in zip(res, sysm)]
+        better = (fct < fcost) & live
+        iters[act] += live
+        np.copyto(x, xt, where=better)
+        np.copyto(y, yt, where=better)
+        np.copyto(fcost, fct, where=better)
+        for old, new in zip(sysm, res):
+            if old is not None:
+                np.copyto(old, new, where=better)
         lam = np.where(better, np.maximum(lam / 4.0, 1e-7), lam * 4.0)
-        conv = lam > 1e8  # no descent found even for tiny steps
-        if conv.any():
-            X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
-            H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
-            if B is not None:
-                B[act] = sysm[9]
-            done[act[conv]] = True
-            keep = ~conv
-            if not keep.any():
-                break
-            act = act[keep]
-            sub = sub.take(keep)
-            x, y, fcost, lam = x[keep], y[keep], fcost[keep], lam[keep]
-            sysm = [None if v is None else v[keep] for v in sysm]
-    else:
-        X[act], Y[act], C[act], F[act] = x, y, sysm[0], fcost
-        H[act, 0], H[act, 1], H[act, 2] = sysm[1], sysm[2], sysm[3]
-        if B is not None:
-            B[act] = sysm[9]
+        stuck = live & (lam > 1e8)  # no descent found even for tiny steps
+        if stuck.any():
+            done[act[stuck]] = True
+            live &= ~stuck
+    writeback(act, x, y, sysm, fcost)
     return dict(x=X, y=Y, cost=C, fcost=F, b=B, h=H, iters=iters, done=done)
 
 
