@@ -92,8 +92,7 @@ class Agent:
 
     def _store(self, batches: list[SightingsBatch]) -> None:
         topic = self.publisher.topic
-        for b in batches:
-            self.spool.put(b.seq, topic, b.encode())
+        self.spool.put_many([(b.seq, topic, b.encode()) for b in batches])
 
     def status(self, state: str = "online") -> Status:
         now = self._clock()

@@ -83,6 +83,7 @@ class Publisher:
         self.fatal: EdgeError | None = None
         self._client: mqtt.Client | None = None
         self._inflight: dict[int, int] = {}  # mid -> seq
+        self._acked: list[int] = []  # PUBACKed, not yet deleted from the spool
         self._sent_upto = -1
         self._next_attempt = 0.0
         self._connect_deadline = 0.0
@@ -141,7 +142,8 @@ class Publisher:
             return
         client = self._client
         assert client is not None
-        rc = client.loop(timeout=0.05)
+        rc = client.loop(timeout=0.01 if self._inflight else 0.05)
+        self._flush_acks()
         if rc != mqtt.MQTT_ERR_SUCCESS and self.state is not State.DISCONNECTED:
             self._lost(f"network loop: {mqtt.error_string(rc)}")
             return
@@ -227,10 +229,17 @@ class Publisher:
                       reason_code)
             self._lost("publish refused")
             return
-        self.spool.ack(seq)
+        self._acked.append(seq)
         self.acked += 1
 
+    def _flush_acks(self) -> None:
+        # A crash before this commit only means a redelivery, which ingest dedupes by seq.
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self.spool.ack_many(acked)
+
     def _lost(self, why: str) -> None:
+        self._flush_acks()
         client, self._client = self._client, None
         self.state = State.DISCONNECTED
         self._inflight.clear()
@@ -290,5 +299,6 @@ class Publisher:
         while not info.is_published() and time.monotonic() < deadline:
             if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
                 break
+        self._flush_acks()
         client.disconnect()
         client.loop_write()  # sends DISCONNECT; paho closes the socket itself

@@ -81,15 +81,25 @@ class Spool:
 
     def put(self, seq: int, topic: str, payload: bytes) -> int:
         """Store one batch durably; returns how many old batches were dropped to make room."""
+        return self.put_many([(seq, topic, payload)])
+
+    def put_many(self, items: list[tuple[int, str, bytes]]) -> int:
+        """Store batches durably in one transaction (one fsync); returns how many old batches
+        were dropped to make room."""
+        if not items:
+            return 0
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("INSERT INTO batches (seq, topic, payload) VALUES (?, ?, ?)",
-                           (seq, topic, payload))
+                depth, size = self._depth, self._bytes
+                for seq, topic, payload in items:
+                    db.execute("INSERT INTO batches (seq, topic, payload) VALUES (?, ?, ?)",
+                               (seq, topic, payload))
+                    depth, size = depth + 1, size + len(payload)
                 db.execute("INSERT INTO meta VALUES ('next_seq', ?) ON CONFLICT(key) DO UPDATE "
-                           "SET value = MAX(value, excluded.value)", (seq + 1,))
-                depth, size = self._depth + 1, self._bytes + len(payload)
+                           "SET value = MAX(value, excluded.value)",
+                           (max(i[0] for i in items) + 1,))
                 dropped = 0
                 while size > self.max_bytes and depth > 1:
                     old = db.execute("SELECT seq, LENGTH(payload) FROM batches ORDER BY seq "
@@ -120,12 +130,24 @@ class Spool:
 
     def ack(self, seq: int) -> None:
         """The broker acknowledged batch ``seq``: forget it."""
+        self.ack_many((seq,))
+
+    def ack_many(self, seqs) -> None:
+        """Forget several acknowledged batches in one transaction (one fsync, not one each)."""
         with self._lock:
-            row = self._db.execute("DELETE FROM batches WHERE seq = ? RETURNING LENGTH(payload)",
-                                   (seq,)).fetchone()
-            if row is not None:
-                self._depth -= 1
-                self._bytes -= row[0]
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for seq in seqs:
+                    row = db.execute("DELETE FROM batches WHERE seq = ? RETURNING "
+                                     "LENGTH(payload)", (seq,)).fetchone()
+                    if row is not None:
+                        self._depth -= 1
+                        self._bytes -= row[0]
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ RATE = 2000
 SECONDS = 15
 
 _SCRIPT = r"""
-import json, resource, sys, time, tempfile
+import json, sys, time, tempfile
 from pathlib import Path
 from edge.aggregate import Aggregator
 from edge.decode import FrameDecoder
@@ -58,7 +58,10 @@ for b in agg.flush_all():
     batches += 1
     sightings += len(b.s)
 cpu = time.process_time() - cpu0
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM (peak RSS of this process image); ru_maxrss would include the parent's before exec.
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+              if line.startswith("VmHWM:"))
+rss_mb = hwm_kb / 1024
 print(json.dumps({"cpu_s": cpu, "traffic_s": seconds, "frames": len(frames),
                   "batches": batches, "sightings": sightings, "maxrss_mb": rss_mb,
                   "rejected": dict(dec.stats.rejected)}))

@@ -69,7 +69,7 @@ def test_broker_outage_loses_nothing(tmp_path, fresh_mosquitto):
 
     broker = fresh_mosquitto
     col = Collector(broker.port, "e2e-outage")
-    seconds = OUTAGE_S + 8
+    seconds = OUTAGE_S + 6
     t0 = time.time() + 0.3
     cfg = _config(tmp_path, broker.port, grace_s=0.3, drain_timeout_s=30.0)
     feed = lambda gw, sink, dec: FrameFeedScanner(gw, sink, _frames(t0, seconds), dec, speed=1.0)  # noqa: E731
@@ -159,7 +159,7 @@ def test_sigkill_mid_stream_then_restart(tmp_path, fresh_mosquitto):
                       [(t, f) for t, _gw, _lt, f in _frames(1_700_000_000.0, 12.0, rate=100.0)
                        if _lt == LINKTYPE_BLE_LL_PHDR])
     toml = _write_toml(tmp_path / "edge.toml", broker.port, tmp_path / "state", secret, [pcap],
-                       speed=3.0)
+                       speed=4.0)
     col = Collector(broker.port, "e2e-kill")
     try:
         first = _agent(toml, tmp_path / "agent.log")

@@ -59,6 +59,19 @@ def test_bounded_drop_oldest_counted_and_persisted(tmp_path):
         Spool(tmp_path / "t.db", max_bytes=10)
 
 
+def test_put_many_one_transaction_with_bound(tmp_path):
+    sp = Spool(tmp_path / "s.db", max_bytes=2048)
+    assert sp.put_many([]) == 0
+    items = [(sp.next_seq(), TOPIC, bytes(500)) for _ in range(6)]
+    assert sp.put_many(items) == 2
+    assert [x.seq for x in sp.pending()] == [2, 3, 4, 5] and sp.dropped == 2
+    with pytest.raises(Exception):
+        sp.put_many([(9, TOPIC, b"a"), (9, TOPIC, b"b")])  # duplicate seq: all or nothing
+    assert sp.depth == 4 and 9 not in [x.seq for x in sp.pending()]
+    sp.close()
+    assert Spool(tmp_path / "s.db").next_seq() == 6
+
+
 def test_concurrent_put_and_ack(tmp_path):
     sp = Spool(tmp_path / "s.db")
     done = threading.Event()
