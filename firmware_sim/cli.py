@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     scale.add_argument("--visitors-per-day", type=float)
     scale.add_argument("--concurrent", type=float, help="shoppers inside at once")
     p.add_argument("--member-share", type=float, default=0.25)
+    p.add_argument("--positions-every", type=int, default=1, metavar="S",
+                   help="truth positions.csv every S seconds (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sim)
 
@@ -46,23 +48,41 @@ def cmd_sim(args: argparse.Namespace) -> int:
         cfg = SimConfig(seed=args.seed, start=args.start, duration_s=parse_duration(args.duration),
                         level=args.level, shoppers_per_hour=args.shoppers_per_hour,
                         visitors_per_day=args.visitors_per_day, concurrent=args.concurrent,
-                        member_share=args.member_share)
+                        member_share=args.member_share,
+                        positions_every_s=args.positions_every)
     except SimError as exc:
         print(f"mallsense sim: {exc}", file=sys.stderr)
         return 2
     t = time.perf_counter()
     res = simulate(site, cfg, args.out, progress=not args.no_progress)
     if cfg.level == "windows":
-        with open(res.out_dir / "windows.npy", "wb") as f:
-            rows = 0
-            parts = []
-            for part in res.iter_windows(progress=not args.no_progress):
-                parts.append(part)
-                rows += len(part)
-            np.save(f, np.concatenate(parts) if parts else np.empty(0))
+        rows = _write_windows(res, res.out_dir / "windows.npy", not args.no_progress)
         what = f"{rows} window rows in {res.out_dir / 'windows.npy'}"
     else:
         what = f"{res.packets} frames in {len(res.captures)} pcaps under {args.out}/captures"
     print(f"simulated {cfg.duration_s:.0f} s, {res.world.crowd.n} agents: {what}; truth in "
           f"{res.truth_dir} ({time.perf_counter() - t:.1f} s)")
     return 0
+
+
+def _write_windows(res, path, progress: bool) -> int:
+    """Stream the window summaries into a .npy file without holding a day in memory."""
+    from firmware_sim.windows import WINDOW_DTYPE
+
+    raw = path.with_suffix(".part")
+    rows = 0
+    with open(raw, "wb") as f:
+        for part in res.iter_windows(progress=progress):
+            f.write(part.tobytes())
+            rows += len(part)
+    with open(path, "wb") as out, open(raw, "rb") as f:
+        np.lib.format.write_array_header_1_0(out, {
+            "descr": np.lib.format.dtype_to_descr(WINDOW_DTYPE), "fortran_order": False,
+            "shape": (rows,)})
+        while True:
+            block = f.read(1 << 24)
+            if not block:
+                break
+            out.write(block)
+    raw.unlink()
+    return rows

@@ -72,9 +72,9 @@ class _Builder:
         """Walk a polyline (M,2) on floor f starting at the current position."""
         if len(xy) == 0:
             return
-        pts = np.vstack([[self.pos], xy])
-        seg = np.hypot(*np.diff(pts, axis=0).T)
-        t = self.now + np.cumsum(seg) / speed
+        dx = np.diff(xy[:, 0], prepend=self.pos[0])
+        dy = np.diff(xy[:, 1], prepend=self.pos[1])
+        t = self.now + np.cumsum(np.sqrt(dx * dx + dy * dy)) / speed
         self.t.append(t)
         self.x.append(xy[:, 0])
         self.y.append(xy[:, 1])
@@ -141,6 +141,8 @@ class Planner:
         if poly is None or poly.is_empty:
             poly = self.geo.polys[zi].buffer(-MARGIN)
         minx, miny, maxx, maxy = poly.bounds
+        if abs((maxx - minx) * (maxy - miny) - poly.area) < 1e-6:  # axis-aligned rectangle
+            return (self.rng.uniform(minx, maxx), self.rng.uniform(miny, maxy))
         for _ in range(100):
             p = (self.rng.uniform(minx, maxx), self.rng.uniform(miny, maxy))
             if shapely.contains_xy(poly, *p):
@@ -162,7 +164,8 @@ class Planner:
             piece = nodes[start:c]
             f = int(floors[start])
             xy = _simplify(geo.node_xy[piece])
-            if np.allclose(xy[0], b.pos) and b.floor == f:
+            if abs(xy[0, 0] - b.pos[0]) < 1e-9 and abs(xy[0, 1] - b.pos[1]) < 1e-9 \
+                    and b.floor == f:
                 xy = xy[1:]
             b.walk(xy, f, speed)
             if c < len(nodes):
