@@ -36,6 +36,21 @@ def check_monitor_interface(interface: str, sys_net: Path = Path("/sys/class/net
         raise NoMonitorInterface(interface, f"link type {arphrd}, not 803 (monitor/radiotap)")
 
 
+def open_capture_socket(interface: str) -> socket.socket:
+    """A non-blocking AF_PACKET socket receiving every frame of ``interface``."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    except PermissionError as exc:
+        raise CapturePermissionDenied(f"a raw socket on {interface}", str(exc)) from None
+    try:
+        sock.bind((interface, ETH_P_ALL))
+    except OSError as exc:
+        sock.close()
+        raise NoMonitorInterface(interface, str(exc)) from None
+    sock.setblocking(False)
+    return sock
+
+
 class WifiMonitorScanner(Scanner):
     radio = "wifi"
     live = True
@@ -56,17 +71,7 @@ class WifiMonitorScanner(Scanner):
 
     async def start(self) -> None:
         check_monitor_interface(self.interface)
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        except PermissionError as exc:
-            raise CapturePermissionDenied(f"a raw socket on {self.interface}", str(exc)) from None
-        try:
-            sock.bind((self.interface, ETH_P_ALL))
-        except OSError as exc:
-            sock.close()
-            raise NoMonitorInterface(self.interface, str(exc)) from None
-        sock.setblocking(False)
-        self._sock = sock
+        self._sock = open_capture_socket(self.interface)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
         if len(self.channels) > 1:
             self._hopper = asyncio.create_task(self._hop(), name=f"hop-{self.interface}")

@@ -190,6 +190,10 @@ def test_sigkill_mid_stream_then_restart(tmp_path, fresh_mosquitto):
     assert {b.t: sorted(b.s, key=lambda s: (s.k, s.id)) for b in run2} == expected
     for b in run1:  # what the killed run sent is exactly what it should have been
         assert sorted(b.s, key=lambda s: (s.k, s.id)) == expected[b.t]
+    # Heartbeats: online with frame rates and counters while running (retained, QoS 1).
+    beats = [s for s in col.status if s["state"] == "online" and s["uptime_s"] > 0]
+    assert beats and any(s["frames_per_s"].get("ble", 0) > 0 for s in beats)
+    assert all(s["version"] and s["spool_dropped"] == 0 for s in beats)
 
 
 def test_no_raw_address_leaves_the_gateway(tmp_path, fresh_mosquitto, real_data):

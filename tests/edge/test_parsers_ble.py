@@ -244,3 +244,72 @@ def test_ubertooth_pcapng_every_frame(real_data, angle, frames):
     assert any(n and n.startswith("TestPhone") for n in names)
     assert all(-110 <= p.rssi <= 0 for p in good)
     assert {p.channel for p in good} <= {37, 38, 39, None}
+
+
+def _wireshark_rows(path) -> dict[int, list[str]]:
+    import csv
+    rows = {}
+    with open(path, encoding="latin-1", newline="") as fh:
+        for r in csv.reader(fh):
+            try:
+                rows[int(r[0])] = r
+            except (ValueError, IndexError):
+                continue  # header and the few malformed lines the README warns about
+    return rows
+
+
+@pytest.mark.parametrize("folder,name", [("Ubertooth", "ubertooth_capture_0"),
+                                         ("Ubertooth", "ubertooth_capture_180"),
+                                         ("nRF52", "nrf52_capture_0"),
+                                         ("nRF52", "nrf52_capture_180")])
+def test_accepted_frames_agree_with_wireshark_export(real_data, folder, name):
+    # README: "ble-adv-mitll ... *.csv: Wireshark export of the same frames (latin-1; a few
+    # malformed lines)"; "nRF52/*.pcapng: linktype 272 (Nordic BLE sniffer header)".
+    from edge.parsers.nordic import parse_nordic_ble
+
+    base = real_data / "ble-adv-mitll/5-May_Conference_Room" / folder
+    rows = _wireshark_rows(base / f"{name}.csv")
+    recs = list(read_capture(base / f"{name}.pcapng"))
+    assert len(rows) == len(recs)
+    parse = parse_le_ll_phdr if folder == "Ubertooth" else parse_nordic_ble
+    accepted = 0
+    for i, rec in enumerate(recs, 1):
+        adv = parse(rec.data)
+        if adv is None:
+            continue
+        accepted += 1
+        assert rows[i][2] == adv.addr.hex(":"), i
+        assert int(rows[i][4]) == adv.rssi, i
+    assert accepted > 0.6 * len(recs)
+
+
+def test_nordic_rejects_crc_failures_and_truncation(real_data):
+    from edge.parsers.nordic import parse_nordic_ble
+
+    path = real_data / "ble-adv-mitll/5-May_Conference_Room/nRF52/nrf52_capture_0.pcapng"
+    good = next(r.data for r in read_capture(path) if parse_nordic_ble(r.data) is not None)
+    bad_crc = bytearray(good)
+    bad_crc[8] &= 0xFE  # flags bit 0: CRC not OK
+    assert parse_nordic_ble(bytes(bad_crc)) is None
+    for cut in range(len(good)):
+        assert parse_nordic_ble(good[:cut]) is None
+
+
+def test_ad_structures_property():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([0x01, 0x08, 0x09, 0x0A, 0x03, 0x16, 0xFF]),
+                              st.binary(min_size=2, max_size=12)), max_size=4),
+           st.binary(max_size=40))
+    def check(structs, noise):
+        data = b"".join(bytes([len(body) + 1, t]) + body for t, body in structs)
+        ad = parse_ad_structures(data)
+        for t, body in structs:
+            if t == 0xFF:
+                assert int.from_bytes(body[:2], "little") in ad.manufacturer_data
+        parse_ad_structures(noise)  # arbitrary bytes never raise
+        parse_ad_structures(data + noise)
+
+    check()

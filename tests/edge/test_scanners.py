@@ -154,3 +154,63 @@ def test_feed_error_is_reported(tmp_path):
     sc = PcapReplayScanner("gw-01", lambda o: None, [bad], FrameDecoder("gw-01"))
     _run(sc)
     assert sc.error is not None and "not a pcap" in str(sc.error)
+
+
+def test_capture_socket_real_af_packet_and_permission_denied():
+    import os
+    import subprocess
+    import sys
+
+    from edge.scanners.wifi_monitor import open_capture_socket
+
+    if os.geteuid() == 0:
+        # Root: the real AF_PACKET path on loopback (Ethernet framing, so every frame is
+        # rejected by the radiotap parser and counted, not crashed on).
+        sock = open_capture_socket("lo")
+        sc = WifiMonitorScanner("gw-01", lambda o: None, "lo", FrameDecoder("gw-01"))
+        sc._sock = sock
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.sendto(b"hello", ("127.0.0.1", 9))
+        udp.close()
+        deadline = time.monotonic() + 5
+        while sc.stats.frames["wifi"] == 0 and time.monotonic() < deadline:
+            sc._readable()
+        assert sc.stats.frames["wifi"] >= 1 and sc.stats.rejected["wifi"] >= 1
+        sock.close()
+        with pytest.raises(NoMonitorInterface):
+            open_capture_socket("nonexistent0")
+    # Without CAP_NET_RAW (an unprivileged user): the operator is told what to grant.
+    code = (
+        "import os\n"
+        "from edge.errors import CapturePermissionDenied\n"
+        "from edge.scanners.wifi_monitor import open_capture_socket\n"
+        "if os.geteuid() == 0:\n"
+        "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        "    open_capture_socket('lo')\n"
+        "except CapturePermissionDenied as exc:\n"
+        "    print('DENIED', exc.advice)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert "DENIED" in out.stdout and "CAP_NET_RAW" in out.stdout, out.stderr
+
+
+def test_channel_hop_failure_is_transient():
+    from edge.errors import TransientError
+    from edge.scanners.wifi_monitor import set_channel
+
+    with pytest.raises(TransientError) as err:
+        asyncio.run(set_channel("nonexistent0", 6))
+    assert "iw" in str(err.value)
+
+
+def test_cpu_temperature_reading(tmp_path):
+    from edge.agent import cpu_temp_c
+
+    f = tmp_path / "temp"
+    f.write_text("48312\n")  # millidegrees, as /sys/class/thermal/thermal_zone0/temp
+    assert cpu_temp_c(f) == 48.3
+    f.write_text("garbage")
+    assert cpu_temp_c(f) is None
+    assert cpu_temp_c(tmp_path / "missing") is None
