@@ -17,7 +17,8 @@ from edge import __version__
 from edge.aggregate import Aggregator
 from edge.config import EdgeConfig
 from edge.decode import FrameDecoder
-from edge.errors import EdgeError, FatalError
+from edge.backoff import Backoff
+from edge.errors import EdgeError, FatalError, TransientError
 from edge.observation import Observation
 from edge.privacy import OptOutList, Pseudonymizer
 from edge.publisher import Publisher
@@ -125,9 +126,9 @@ class Agent:
         started: list[Scanner] = []
         try:
             for s in self.scanners:
-                await s.start()
-                started.append(s)
-            code = await self._loop()
+                if await self._start_scanner(s):
+                    started.append(s)
+            code = await self._loop() if not self._stop.is_set() else 0
         except FatalError as exc:
             log.error("%s", exc)
             code = 2
@@ -146,6 +147,23 @@ class Agent:
         if self.publisher.fatal is not None and code == 0:
             code = 2
         return code
+
+    async def _start_scanner(self, scanner: Scanner) -> bool:
+        """Start one scanner, retrying transient failures (adapter busy) with backoff."""
+        backoff = Backoff(1.0, 30.0)
+        while not self._stop.is_set():
+            try:
+                await scanner.start()
+                return True
+            except TransientError as exc:
+                delay = backoff.next_delay()
+                log.log(logging.WARNING if backoff.failures == 1 else logging.DEBUG,
+                        "%s; retrying in %.1f s", exc, delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        return False
 
     async def _loop(self) -> int:
         live = any(s.live for s in self.scanners)

@@ -167,7 +167,7 @@ class Publisher:
         will = Status.last_will(self.site, self.gw, round(self._clock(), 3), self.version)
         client.will_set(self._status_topic, will.encode(), qos=1, retain=True)
         client.max_inflight_messages_set(s.max_inflight)
-        client.max_queued_messages_set(s.max_inflight)
+        client.max_queued_messages_set(s.max_inflight + 10)  # + status messages
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

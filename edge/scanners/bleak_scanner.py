@@ -107,10 +107,14 @@ class BleakBleScanner(Scanner):
         self._watchdog = asyncio.create_task(self._watch(), name="ble-watchdog")
         log.info("BLE scanning on %s (%s)", self.adapter, self.scanning_mode)
 
+    def watchdog_due(self, now: float) -> bool:
+        """True when nothing was heard for watchdog_s seconds before ``now``."""
+        return now - self._last_adv >= self.watchdog_s
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(min(5.0, self.watchdog_s / 4))
-            if time.time() - self._last_adv < self.watchdog_s:
+            if not self.watchdog_due(time.time()):
                 continue
             log.warning("no advertisement for %.0f s on %s: restarting the scan",
                         self.watchdog_s, self.adapter)

@@ -214,3 +214,56 @@ def test_cpu_temperature_reading(tmp_path):
     f.write_text("garbage")
     assert cpu_temp_c(f) is None
     assert cpu_temp_c(tmp_path / "missing") is None
+
+
+class _FlakyBleak(BleakBleScanner):
+    """Test double for the one call that needs a BlueZ adapter (none on CI machines)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.starts = 0
+
+    async def _start_bleak(self):
+        self.starts += 1
+
+
+def test_watchdog_restarts_silent_scanner():
+    sc = _FlakyBleak("gw-01", lambda o: None, FrameDecoder("gw-01"), watchdog_s=0.2)
+    sc._last_adv = 100.0
+    assert not sc.watchdog_due(100.1) and sc.watchdog_due(100.2)
+
+    async def go():
+        await sc.start()
+        deadline = time.monotonic() + 5
+        while sc.restarts < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await sc.stop()
+
+    asyncio.run(go())
+    assert sc.restarts >= 2 and sc.starts == 1 + sc.restarts
+
+
+def test_agent_retries_transient_scanner_start(tmp_path):
+    from edge.agent import Agent
+    from edge.config import EdgeConfig
+    from edge.errors import TransientError
+    from edge.publisher import MqttSettings
+    from mallsense.servers import free_port
+
+    class Busy(FrameFeedScanner):
+        tries = 0
+
+        async def start(self):
+            Busy.tries += 1
+            if Busy.tries == 1:
+                raise TransientError("adapter busy")
+            await super().start()
+
+    (tmp_path / "secret").write_bytes(b"s" * 32)
+    cfg = EdgeConfig(site="mall1", gw="gw-01", secret_file=str(tmp_path / "secret"),
+                     state_dir=str(tmp_path / "state"), drain_timeout_s=0.0,
+                     mqtt=MqttSettings("127.0.0.1", free_port()))
+    feed = [(1.0, None, LINKTYPE_RADIOTAP, probe_frame(bytes.fromhex("da0000000001"), 1))]
+    agent = Agent(cfg, extra_scanners=(lambda gw, sink, dec: Busy(gw, sink, feed, dec),))
+    assert asyncio.run(agent.run()) == 0
+    assert Busy.tries == 2 and agent.aggregator.stats.batches == 1
