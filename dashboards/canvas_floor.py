@@ -14,7 +14,7 @@ from grafana_foundation_sdk.models import canvas as canvas_m, dashboard as dash_
 from dashboards import schema as s
 from dashboards.floorplan import floor_extent, image_name
 from dashboards.influxql import SITE_IS, Query, where
-from dashboards.panels import OCCUPANCY_STEPS, _common
+from dashboards.panels import OCCUPANCY_STEPS, panel_base
 
 
 class _RootModel(canvas_m.CanvasOptionsRoot):
@@ -65,7 +65,7 @@ def floor_canvas(site, floor_id: str, image_base_url: str, *, w: int = 12, h: in
     root = _Root(f"{image_base_url.rstrip('/')}/{image_name(site.id, floor_id)}").name(
         f"{floor_id} plan").elements([zone_element(z, extent) for z in stores])
     title = f"{site.floor(floor_id).name}: stores by occupancy"
-    p = _common(canvas_b.Panel(), title, [occupancy_query(floor_id)], w, h, None)
+    p = panel_base(canvas_b.Panel(), title, [occupancy_query(floor_id)], w, h, None)
     return (p.root(root).inline_editing(False).show_advanced_types(False)
             .thresholds(OCCUPANCY_STEPS)
             .color_scheme(dash_b.FieldColor().mode(dash_m.FieldColorModeId.THRESHOLDS)))

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.models import dashboard as dash_m, xychart as xy_m
 from dashboards import schema as s
 from dashboards.canvas_floor import floor_canvas
 from dashboards.influxql import FLOOR_IN, SITE_IS, Query, tag_variable, where
-from dashboards.panels import OCCUPANCY_STEPS, _common, bars, ranked_table, single_stat, ts
+from dashboards.panels import OCCUPANCY_STEPS, panel_base, bars, ranked_table, single_stat, ts
 
 UID = "mallsense-operator"
 REFRESH = "10s"
@@ -36,7 +36,7 @@ def heat_grid() -> xychart.Panel:
     series = (xychart.ScatterSeriesConfig().x("x_m").y("y_m").show(xy_m.ScatterShow.POINTS)
               .point_color(common_b.ColorDimensionConfig().field("visitors"))
               .point_size(common_b.ScaleDimensionConfig().fixed(9).min(9).max(9)))
-    p = _common(xychart.Panel(), "Heat grid (2 m cells, last 15 min), floor $floor", [q], 12, 12, None)
+    p = panel_base(xychart.Panel(), "Heat grid (2 m cells, last 15 min), floor $floor", [q], 12, 12, None)
     return (p.series_mapping(xy_m.SeriesMapping.MANUAL).series([series]).time_from(HEAT_WINDOW)
             .repeat("floor").repeat_direction("h")
             .color_scheme(dash_b.FieldColor().mode(dash_m.FieldColorModeId.CONTINUOUS_GR_YL_RD)))

@@ -20,7 +20,7 @@ def thresholds(*steps: tuple[float | None, str]) -> dash_b.ThresholdsConfig:
 OCCUPANCY_STEPS = thresholds((None, "green"), (15, "yellow"), (40, "orange"), (80, "red"))
 
 
-def _common(p, title: str, queries: list[Query], w: int, h: int, unit: str | None):
+def panel_base(p, title: str, queries: list[Query], w: int, h: int, unit: str | None):
     p = p.title(title).datasource(DATASOURCE).span(w).height(h)
     for i, q in enumerate(queries):
         p = p.with_target(q.ref_id(chr(ord("A") + i)))
@@ -31,7 +31,7 @@ def _common(p, title: str, queries: list[Query], w: int, h: int, unit: str | Non
 
 def ts(title: str, *queries: Query, w: int = 12, h: int = 8, unit: str | None = None,
        bars: bool = False) -> timeseries.Panel:
-    p = _common(timeseries.Panel(), title, list(queries), w, h, unit)
+    p = panel_base(timeseries.Panel(), title, list(queries), w, h, unit)
     if bars:
         p = p.draw_style(common.GraphDrawStyle.BARS).fill_opacity(60)
     return p
@@ -39,14 +39,14 @@ def ts(title: str, *queries: Query, w: int = 12, h: int = 8, unit: str | None = 
 
 def single_stat(title: str, *queries: Query, w: int = 6, h: int = 5, unit: str | None = None,
                 calc: str = "lastNotNull", steps: dash_b.ThresholdsConfig | None = None) -> stat.Panel:
-    p = _common(stat.Panel(), title, list(queries), w, h, unit)
+    p = panel_base(stat.Panel(), title, list(queries), w, h, unit)
     p = p.reduce_options(common_b.ReduceDataOptions().calcs([calc]).values(False))
     return p.thresholds(steps) if steps is not None else p
 
 
 def bars(title: str, *queries: Query, w: int = 12, h: int = 8, unit: str | None = None,
          calc: str = "lastNotNull", steps: dash_b.ThresholdsConfig | None = None) -> bargauge.Panel:
-    p = _common(bargauge.Panel(), title, list(queries), w, h, unit)
+    p = panel_base(bargauge.Panel(), title, list(queries), w, h, unit)
     p = (p.reduce_options(common_b.ReduceDataOptions().calcs([calc]).values(False))
          .orientation(common.VizOrientation.HORIZONTAL)
          .display_mode(common.BarGaugeDisplayMode.GRADIENT))
@@ -62,7 +62,7 @@ def ranked_table(title: str, query: Query, sort_field: str, *, limit: int = 10, 
     with ``chart_x`` the rows are drawn as a bar chart over that column instead of a table.
     """
     panel = barchart.Panel().x_field(chart_x) if chart_x else table.Panel()
-    p = _common(panel, title, [query.table()], w, h, unit)
+    p = panel_base(panel, title, [query.table()], w, h, unit)
     if numeric:
         p = p.with_transformation(dash_m.DataTransformerConfig(id_val="convertFieldType", options={
             "conversions": [{"targetField": numeric, "destinationType": "number"}]}))
@@ -74,7 +74,7 @@ def ranked_table(title: str, query: Query, sort_field: str, *, limit: int = 10, 
 
 def plain_table(title: str, *queries: Query, w: int = 12, h: int = 8,
                 unit: str | None = None) -> table.Panel:
-    p = _common(table.Panel(), title, [q.table() for q in queries], w, h, unit)
+    p = panel_base(table.Panel(), title, [q.table() for q in queries], w, h, unit)
     if len(queries) > 1:
         p = p.with_transformation(dash_m.DataTransformerConfig(id_val="merge", options={}))
     return p
@@ -82,9 +82,9 @@ def plain_table(title: str, *queries: Query, w: int = 12, h: int = 8,
 
 def hist(title: str, query: Query, *, bucket: float, w: int = 12, h: int = 8,
          unit: str | None = None) -> histogram.Panel:
-    return _common(histogram.Panel(), title, [query.table()], w, h, unit).bucket_size(bucket)
+    return panel_base(histogram.Panel(), title, [query.table()], w, h, unit).bucket_size(bucket)
 
 
 def pie(title: str, *queries: Query, w: int = 6, h: int = 8) -> piechart.Panel:
-    p = _common(piechart.Panel(), title, list(queries), w, h, None)
+    p = panel_base(piechart.Panel(), title, list(queries), w, h, None)
     return p.reduce_options(common_b.ReduceDataOptions().calcs(["sum"]).values(False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from grafana_client import GrafanaApi
+from grafana_client.client import GrafanaClientError
 
 from dashboards.influxql import DATASOURCE_TYPE, DATASOURCE_UID
 
@@ -23,7 +24,9 @@ def ensure_datasource(api: GrafanaApi, influx_url: str, database: str) -> None:
     }
     try:
         existing = api.datasource.get_datasource_by_uid(DATASOURCE_UID)
-    except Exception:  # grafana-client raises GrafanaClientError subclasses (404) here
+    except GrafanaClientError as exc:  # 404: not there yet; anything else is a real error
+        if getattr(exc, "status_code", None) != 404:
+            raise
         existing = None
     if existing:
         api.datasource.update_datasource_by_uid(DATASOURCE_UID, body)

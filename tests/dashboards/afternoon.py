@@ -52,7 +52,7 @@ def _shopper(site, rng, i: int, start: float, end: float, zones):
     """One shopper's segments [(zone, t0, t1, x, y)] and its VisitRecord."""
     entrances, stores, corridors, escal, floors = zones
     ent = entrances[rng.integers(len(entrances))]
-    t = float(rng.uniform(start, end - 1800))
+    t = float(rng.uniform(start, end - 900))
     entry_t = t
     segs = [(ent, t, t + 20.0)]
     t += 20.0

@@ -2,8 +2,8 @@
 
 Template variables (``$site``, ``${site}``, ``[[site]]``) are replaced by their value, ``$timeFilter``
 by ``time >= <from>ms and time <= <to>ms``, ``$__interval`` by the panel interval; a panel's
-``timeShift`` moves the range back and ``timeFrom`` replaces its start (here: kept, the test
-range already lies inside "today"). Only what our dashboards use is emulated.
+``timeFrom`` replaces the range by the last N (or today so far, ``now/d``, UTC here) and
+``timeShift`` then moves it back. Only what our dashboards use is emulated.
 """
 from __future__ import annotations
 
@@ -24,11 +24,17 @@ class Range:
     start: int  # unix seconds
     end: int
 
-    def shifted(self, time_shift: str | None) -> "Range":
-        if not time_shift:
-            return self
-        d = seconds(time_shift)
-        return Range(self.start - d, self.end - d)
+    def for_panel(self, panel: dict) -> "Range":
+        rng = self
+        time_from = panel.get("timeFrom")
+        if time_from == "now/d":
+            rng = Range(self.end - self.end % 86400, self.end)
+        elif time_from:
+            rng = Range(self.end - seconds(time_from), self.end)
+        if panel.get("timeShift"):
+            d = seconds(panel["timeShift"])
+            rng = Range(rng.start - d, rng.end - d)
+        return rng
 
 
 def interpolate(query: str, variables: dict[str, str], rng: Range, interval: str = "1m") -> str:

@@ -69,7 +69,7 @@ def table_rows(series: list[dict]) -> list[dict]:
 
 
 def panel_results(influxdb, filled, uid, panel) -> list[list[dict]]:
-    rng = filled["range"].shifted(panel.get("timeShift"))
+    rng = filled["range"].for_panel(panel)
     out = []
     for t in targets(panel):
         q = interpolate(t["query"], filled["vars"][uid], rng)
