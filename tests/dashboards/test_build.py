@@ -95,3 +95,22 @@ def test_cli_build_writes_dashboards_floorplans_and_provisioning(tmp_path):
     assert str((tmp_path / "dashboards").resolve()) in pv
     png = (tmp_path / "floorplans" / f"{SITE.id}-L1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+SCHEMA = {m.name: m for m in schema.ALL}
+
+
+@pytest.mark.parametrize("uid", sorted(MODELS))
+def test_queries_use_only_schema_names(uid):
+    """Every quoted identifier is a measurement, or a tag/field of the measurement it reads,
+    or an alias the query itself defines: names come from dashboards/schema.py only."""
+    queries = [t["query"] for p in data_panels(MODELS[uid]) for t in targets(p)]
+    queries += [v["query"] for v in MODELS[uid]["templating"]["list"]]
+    for q in queries:
+        measurements = re.findall(r'FROM "([A-Za-z_]+)"', q)
+        assert measurements and all(m in SCHEMA for m in measurements), q
+        allowed = set(measurements) | set(re.findall(r'AS "([A-Za-z_]+)"', q))
+        for m in measurements:
+            allowed |= set(SCHEMA[m].tags) | set(SCHEMA[m].fields)
+        used = set(re.findall(r'"([A-Za-z_]+)"', q))
+        assert used <= allowed, f"{sorted(used - allowed)} not in schema for {q}"
