@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.models import dashboard as dash_m
 
 from dashboards import schema as s
 from dashboards.influxql import FLOOR_IN, SITE_IS, Query, tag_variable, where
@@ -36,8 +37,19 @@ def build(site=None, image_base_url: str = "") -> dash_b.Dashboard:
          .variables(variables()))
     d = d.with_row(dash_b.Row("Fleet"))
     d = d.with_panel(single_stat(f"Gateways online (status online within {ONLINE_WINDOW})",
-                                 Query(online_now).alias("online"), w=6))
-    d = d.with_panel(single_stat("Gateways heard in the time range", Query(heard).alias("heard"), w=6))
+                                 Query(online_now).alias("online"), w=4))
+    d = d.with_panel(single_stat("Gateways heard in the time range", Query(heard).alias("heard"), w=4))
+    # Offline = heard in the range but not online now (last will received, or silent > 5 min):
+    # both counts, joined on their common timestamp, then subtracted in Grafana.
+    d = d.with_panel(single_stat(
+        f"Gateways offline (heard, but no online status within {ONLINE_WINDOW})",
+        Query(heard).alias("heard"), Query(online_now).alias("online"), w=4,
+        steps=thresholds((None, "green"), (1, "red")))
+        .with_transformation(dash_m.DataTransformerConfig(
+            id_val="joinByField", options={"mode": "outer"}))
+        .with_transformation(dash_m.DataTransformerConfig(id_val="calculateField", options={
+            "mode": "binary", "alias": "offline", "replaceFields": True,
+            "binary": {"left": "heard", "operator": "-", "right": "online"}})))
     d = d.with_panel(plain_table(
         "Last seen (time of the latest status) per gateway",
         Query(f'SELECT last("uptime_s") AS "uptime_s" FROM "{gh}" ' + where(SITE_IS, FLOOR_IN)

@@ -138,8 +138,11 @@ def _panel(uid: str, title_part: str) -> dict:
 def test_values_match_the_simulated_truth(influxdb, filled):
     aft, store = filled["aft"], filled["store"]
     # Gateways online now: all but those whose heartbeat stopped (their last will says offline).
-    (online,) = panel_results(influxdb, filled, "mallsense-field", _panel("mallsense-field", "online"))
+    (online,) = panel_results(influxdb, filled, "mallsense-field", _panel("mallsense-field", "online ("))
     assert values(online) == [len(SITE.gateways) - len(aft.offline_gateways)]
+    heard, online = panel_results(influxdb, filled, "mallsense-field",
+                                  _panel("mallsense-field", "Gateways offline"))
+    assert values(heard)[0] - values(online)[0] == len(aft.offline_gateways) > 0
     # Tenant conversion: purchases / visits of the store.
     (conv,) = panel_results(influxdb, filled, "mallsense-tenant",
                             _panel("mallsense-tenant", "Conversion (visits"))
