@@ -299,7 +299,7 @@ def test_ad_structures_property():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=150, deadline=None)
     @given(st.lists(st.tuples(st.sampled_from([0x01, 0x08, 0x09, 0x0A, 0x03, 0x16, 0xFF]),
                               st.binary(min_size=2, max_size=12)), max_size=4),
            st.binary(max_size=40))

@@ -2,7 +2,6 @@
 credentials are fatal, reconnect backoff and its logging."""
 from __future__ import annotations
 
-import json
 import logging
 import random
 import subprocess
