@@ -347,3 +347,29 @@ def sink_spool_depth(path: Path) -> tuple[int, int]:
         return sp.depth()
     finally:
         sp.close()
+
+
+def counts(snap: dict) -> dict:
+    """Order-independent totals: per (measurement, field) the sum of every numeric field, and
+    journey events per (type, entrance/zone). Visitor ids (assigned in arrival order) and
+    timestamps derived from them are left out: they name, they do not count."""
+    out: dict = {}
+    for (m, tags, _t), fields in snap.items():
+        if m == "journey_event":
+            k = ("journey_event",) + tuple((a, b) for a, b in tags if a != "site")
+            out[k] = out.get(k, 0) + 1
+            continue
+        for f, v in fields.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            out[(m, f)] = out.get((m, f), 0.0) + float(v)
+    return out
+
+
+def diff_counts(got: dict, want: dict, rel: float = 1e-6) -> list[str]:
+    out = []
+    for k in sorted(set(got) | set(want), key=repr):
+        a, b = got.get(k, 0.0), want.get(k, 0.0)
+        if not math.isclose(a, b, rel_tol=rel, abs_tol=1e-6):
+            out.append(f"{k}: got {a} want {b}")
+    return out
