@@ -7,6 +7,7 @@ replayed as if live); otherwise observations keep their recorded times.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import AsyncIterable, Iterable
@@ -103,7 +104,8 @@ class FrameFeedScanner(Scanner):
 
 
 class PcapReplayScanner(FrameFeedScanner):
-    """Replay classic pcap / pcapng files (link types 127, 256, 272) in file order."""
+    """Replay classic pcap / pcapng files (link types 127, 256, 272) merged by timestamp: a
+    gateway's BLE and Wi-Fi captures are separate files covering the same time."""
 
     def __init__(self, gw: str, sink: ObservationSink, paths: Iterable[str | Path],
                  decoder: FrameDecoder, speed: float = 0.0, rebase: bool = False) -> None:
@@ -111,9 +113,9 @@ class PcapReplayScanner(FrameFeedScanner):
         super().__init__(gw, sink, (), decoder, speed, rebase)
 
     def _frames(self):
-        for path in self.paths:
-            for rec in read_capture(path):
-                yield rec.t, None, rec.linktype, rec.data
+        streams = [((rec.t, None, rec.linktype, rec.data) for rec in read_capture(path))
+                   for path in self.paths]
+        return heapq.merge(*streams, key=lambda item: item[0])
 
 
 async def _aiter(items: Iterable[Any]):

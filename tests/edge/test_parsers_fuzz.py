@@ -39,6 +39,10 @@ def _mutate(rng: random.Random, frame: bytes) -> bytes:
 
 
 def _corpus(real_data):
+    # Seeds, all from the README's real recordings: "probe-fryza-brno/ (MIT) ... position_1",
+    # "ble-adv-mitll/5-May_Conference_Room/ (CC BY 4.0) Ubertooth/*.pcapng: linktype 256",
+    # "bluetooth_data_tools_gap_vectors.json (Apache-2.0)", "beacontools_hci_event_vectors.json
+    # (MIT)".
     probes = [r.data for i, r in enumerate(read_capture(
         real_data / "probe-fryza-brno/position_1/sc6-61_2024-03-16_anonymized.pcap")) if i % 25 == 0]
     ll = [r.data for i, r in enumerate(read_capture(
