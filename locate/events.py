@@ -50,10 +50,9 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) ->
     Returns
     -------
     structured array of FLOOR_CHANGE_DTYPE
-        ``t`` is the first window on the new floor; ``via`` the index of the nearest connector
-        linking the two floors whose landing the device stayed closest to (median distance,
-        each landing seen from its own floor if ``connectors.floor`` says), -1 if none is
-        given or links them; ``via_dist`` that median distance.
+        ``t`` is the first window on the new floor; ``via`` the index of a polygon of the
+        connector the device stayed closest to on both sides of the change (see ``_via``), -1
+        if none is given or links the floors; ``via_dist`` the median distance to it.
 
     Examples
     --------
@@ -83,26 +82,38 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) ->
 
 
 def _via(con, xy, t, k, n, f0, f1, window_s):
-    """Connector of a change at step k: the landing the device stayed closest to (median
-    distance over the positions within ``window_s``, each landing seen from its own floor)."""
-    best, best_d = -1, np.inf
+    """Connector of a change at step k.
+
+    Each connector id (an escalator's two landings share one) is scored by how close the
+    device stayed to its landing on the old floor before the change plus to its landing on
+    the new floor after it (median distances over ``window_s``; a polygon with floor -1, a
+    lift shaft, serves both sides).  Scoring both sides tells a lift from the escalator
+    landing next to it: only the lift is also where the device comes out.
+    """
     before = (t >= t[k] - window_s) & (t < t[k])
     after = (t >= t[k]) & (t <= t[k] + window_s)
-    for c, fls in enumerate(con.connects):
-        if f0 not in fls or f1 not in fls:
+    ids = np.asarray(con.ids, dtype=object)
+    best, best_d, best_score = -1, np.inf, np.inf
+    for name in dict.fromkeys(ids.tolist()):
+        cs = [c for c in np.flatnonzero(ids == name) if f0 in con.connects[c] and f1 in con.connects[c]]
+        if not cs:
             continue
-        pts = []
+        score, side_best = 0.0, (cs[0], np.inf)
         for f, w in ((f0, before), (f1, after)):
-            if con.floor[c] >= 0 and con.floor[c] != f:
-                continue
+            side = [c for c in cs if con.floor[c] in (-1, f)] or cs
             p = xy[w, n]
-            pts.append(p[:, f] if p.ndim == 3 else p)
-        if not pts:
-            continue
-        d = con.distances(np.concatenate(pts))[:, c]
-        d = d[np.isfinite(d)]
-        if d.size and np.median(d) < best_d:
-            best, best_d = c, float(np.median(d))
+            p = p[:, f] if p.ndim == 3 else p
+            d = con.distances(p)[:, side]
+            d = d[np.isfinite(d).all(axis=1)]
+            if not d.size:
+                score = np.inf
+                break
+            med = np.median(d, axis=0)
+            score += float(med.min())
+            if med.min() < side_best[1]:
+                side_best = (side[int(med.argmin())], float(med.min()))
+        if score < best_score:
+            best_score, best, best_d = score, side_best[0], side_best[1]
     return best, best_d
 
 

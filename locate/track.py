@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidParameterError
+
 __all__ = ["KalmanTracker", "TrackStatus", "SmoothResult", "rts_smooth", "cv_matrices"]
 
 H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
@@ -112,9 +114,11 @@ class KalmanTracker:
     ):
         for name, val in (("sigma_a", sigma_a), ("v_max", v_max), ("gate", gate), ("v0", v0), ("expiry_s", expiry_s)):
             if not (np.isfinite(val) and val > 0):
-                raise ValueError(f"{name}: must be finite and > 0, got {val}")
-        if n < 0 or max_gated < 1:
-            raise ValueError(f"n >= 0 and max_gated >= 1 required, got {n}, {max_gated}")
+                raise InvalidParameterError(name, f"must be finite and > 0, got {val}")
+        if n < 0:
+            raise InvalidParameterError("n", f"must be >= 0, got {n}")
+        if max_gated < 1:
+            raise InvalidParameterError("max_gated", f"must be >= 1, got {max_gated}")
         self.sigma_a, self.v_max, self.gate = float(sigma_a), float(v_max), float(gate)
         self.max_gated, self.v0, self.expiry_s = int(max_gated), float(v0), float(expiry_s)
         self.x = np.full((n, 4), np.nan)
@@ -209,8 +213,10 @@ class KalmanTracker:
         """
         z = np.asarray(z, dtype=float)
         R = np.asarray(R, dtype=float)
-        if z.shape != (self.n, 2) or R.shape != (self.n, 2, 2):
-            raise ValueError(f"z/R: expected ({self.n},2) and ({self.n},2,2), got {z.shape}, {R.shape}")
+        if z.shape != (self.n, 2):
+            raise InvalidParameterError("z", f"must be ({self.n},2), got {z.shape}")
+        if R.shape != (self.n, 2, 2):
+            raise InvalidParameterError("R", f"must be ({self.n},2,2), got {R.shape}")
         has = np.isfinite(z).all(axis=1) & np.isfinite(R).all(axis=(1, 2))
         if mask is not None:
             has &= np.asarray(mask, bool)
@@ -304,11 +310,15 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
     t = np.asarray(t, dtype=float)
     z = np.asarray(z, dtype=float)
     R = np.asarray(R, dtype=float)
-    T, N = z.shape[:2]
-    if t.shape != (T,) or R.shape != (T, N, 2, 2):
-        raise ValueError(f"t/R: expected ({T},) and ({T},{N},2,2), got {t.shape}, {R.shape}")
+    T, N = z.shape[:2] if z.ndim >= 2 else (0, 0)
+    if z.ndim != 3 or z.shape[2] != 2:
+        raise InvalidParameterError("z", f"must be (T,N,2), got {z.shape}")
+    if t.shape != (T,):
+        raise InvalidParameterError("t", f"must be ({T},), got {t.shape}")
+    if R.shape != (T, N, 2, 2):
+        raise InvalidParameterError("R", f"must be ({T},{N},2,2), got {R.shape}")
     if T > 1 and not np.all(np.diff(t) > 0):
-        raise ValueError("t: must be strictly increasing")
+        raise InvalidParameterError("t", "must be strictly increasing")
     kf = KalmanTracker(N, **kw)
     xf = np.full((T, N, 4), np.nan)
     Pf = np.full((T, N, 4, 4), np.nan)

@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import InvalidParameterError
+
 __all__ = [
     "points_in_polygon",
     "distance_to_polygon",
@@ -52,9 +54,9 @@ _BLOCK = 65536
 def _as_polygon(poly, name: str = "polygon") -> np.ndarray:
     p = np.asarray(poly, dtype=float)
     if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3:
-        raise ValueError(f"{name}: expected an (M,2) array with M >= 3, got shape {p.shape}")
+        raise InvalidParameterError(name, f"expected an (M,2) array with M >= 3, got shape {p.shape}")
     if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name}: vertices must be finite")
+        raise InvalidParameterError(name, "vertices must be finite")
     if np.allclose(p[0], p[-1]) and p.shape[0] > 3:
         p = p[:-1]  # tolerate an explicitly closed ring
     return p
@@ -151,13 +153,13 @@ class ZoneIndex:
         z = len(self.polygons)
         self.floors = np.asarray(floors, dtype=int).reshape(-1)
         if self.floors.shape != (z,):
-            raise ValueError(f"floors: expected {z} values, got {self.floors.shape[0]}")
+            raise InvalidParameterError("floors", f"expected {z} values, got {self.floors.shape[0]}")
         self.ids = list(ids) if ids is not None else [f"z{i}" for i in range(z)]
         if len(self.ids) != z:
-            raise ValueError(f"ids: expected {z} values, got {len(self.ids)}")
+            raise InvalidParameterError("ids", f"expected {z} values, got {len(self.ids)}")
         self.kinds = list(kinds) if kinds is not None else ["store"] * z
         if len(self.kinds) != z:
-            raise ValueError(f"kinds: expected {z} values, got {len(self.kinds)}")
+            raise InvalidParameterError("kinds", f"expected {z} values, got {len(self.kinds)}")
         self.bbox = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in self.polygons]).reshape(
             z, 4
         )
@@ -256,9 +258,9 @@ class ZoneHysteresis:
 
     def __init__(self, n: int, t_enter: float = 30.0, t_exit: float = 30.0, t_gap=None):
         if n < 0:
-            raise ValueError(f"n: must be >= 0, got {n}")
+            raise InvalidParameterError("n", f"must be >= 0, got {n}")
         if not (t_enter >= 0 and t_exit > 0):
-            raise ValueError(f"t_enter/t_exit: need t_enter >= 0 and t_exit > 0, got {t_enter}, {t_exit}")
+            raise InvalidParameterError("t_enter", f"need t_enter >= 0 and t_exit > 0, got {t_enter}, {t_exit}")
         self.t_enter = float(t_enter)
         self.t_exit = float(t_exit)
         self.t_gap = float(t_exit if t_gap is None else t_gap)
@@ -293,7 +295,7 @@ class ZoneHysteresis:
         z = np.asarray(zone, dtype=int)
         n = self.zone.shape[0]
         if z.shape != (n,):
-            raise ValueError(f"zone: expected shape ({n},), got {z.shape}")
+            raise InvalidParameterError("zone", f"expected shape ({n},), got {z.shape}")
         v = np.ones(n, bool) if valid is None else np.asarray(valid, dtype=bool)
         t = float(t)
 

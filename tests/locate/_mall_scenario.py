@@ -285,7 +285,7 @@ class Scenario:
 
 
 @functools.lru_cache(maxsize=4)
-def build(seed: int = 7, n_devices: int = 30, duration: int = 1500) -> Scenario:
+def build(seed: int = 7, n_devices: int = 20, duration: int = 1200) -> Scenario:
     rng = np.random.default_rng(seed)
     gw_xyz, gw_floor = gateways()
     K = len(gw_xyz)
