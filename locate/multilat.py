@@ -253,6 +253,7 @@ def _rho2(u, loss, c):
 
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
+_CENS_IRRELEVANT = 6.0  # standardised censoring margin beyond which a non-detection is certain
 
 
 def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
@@ -283,7 +284,17 @@ def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
     if robust and pb.loss is not None:
         u = sr - hsw * b_prev if pb.offset else sr
         _, kappa = _rho2(u, pb.loss, pb.c)
-    cens = ch.cens if ch.cens is not None and ch.cens.any() else None
+    cens = ch.cens
+    if cens is not None and not pb.offset:
+        # a silent anchor whose mean is > 6 sigma below the sensitivity was bound to be
+        # silent: log Phi > -1e-9, no information; skip the costly log_ndtr for it
+        cens = cens & (sr < _CENS_IRRELEVANT)
+    if cens is not None and not cens.any():
+        cens = None
+    if ch.cens is not None:  # silent entries carry only the censoring weight set below
+        if kappa is None:
+            kappa = np.ones_like(sr)
+        kappa[ch.cens] = 0.0
     b = None
     if cens is not None:
         n = sr.shape[1]
@@ -308,8 +319,6 @@ def _evaluate(pb: _Problem, ch: _Chunk, x, y, b_prev, robust=True):
             v = v0 - swc * b[rows_c]
         lnp = log_ndtr(v)
         lam = np.exp(-0.5 * v * v - lnp) / _SQRT_2PI  # inverse Mills ratio phi/Phi
-        if kappa is None:
-            kappa = np.ones_like(sr)
         kappa[cens] = lam * (v + lam)
         cens_cost = -2.0 * np.bincount(rows_c, lnp, n)
     if kappa is None:
