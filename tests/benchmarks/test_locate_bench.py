@@ -2,7 +2,11 @@
 
 Run timed with `make bench` (pytest --benchmark-enable --benchmark-only); under the default
 `--benchmark-disable` each benchmark body runs once and its correctness asserts still apply.
-Figures measured on the shared 2-core CI box are in the module's assertions' messages.
+
+Measured (2026-11, shared 2-core box, one BLAS thread, CPU time): 200,000 devices x 16
+gateways in 0.39 s (~510,000 fixes/s); the scipy least_squares loop ~1,000 fixes/s, so ~500x;
+peak extra memory ~260 B per device. The censored likelihood in the floor box costs ~3x more
+(~150,000 fixes/s). Wall-clock benchmark figures on that box swing 2-3x with the other jobs.
 """
 
 from __future__ import annotations
