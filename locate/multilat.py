@@ -10,22 +10,30 @@ optional per-device power offset. Inverting RSSI into ranges first and solving l
 ranges (:mod:`locate.baseline`) turns the symmetric dB noise into skewed, heteroscedastic range
 noise and loses accuracy; we never do that.
 
+With ``sensitivity_dbm`` the likelihood is censored (Tobit): an anchor that did not hear the
+device adds -2 log Phi((sensitivity - mean) / sigma). Without it the fix uses detections only
+and is pulled towards far anchors heard on a lucky fade (selection bias): on the 80 x 50 m test
+floor that is 1.37 x the CRLB against 1.09 x with the censored likelihood and the floor box.
+
 How it runs, for all devices at once (no Python loop per device):
 
-1. Start: every device's likelihood is evaluated on a coarse grid of candidate points shared by
-   all devices. The squared residuals expand into two small matrix products, so the grid costs
-   one BLAS call per chunk; the best candidate is the start. This does not collapse onto the
-   strongest anchor, as a "start at the loudest gateway" rule does.
-2. Levenberg-Marquardt on the batch: per device a 2x2 system ``J^T W J`` accumulated over the
-   anchors as scalars per device (no (N, K, K) temporaries), Marquardt damping, accept/reject per
-   device, a step cap, optional projection onto a box, optional IRLS for a robust loss. With
-   ``estimate_offset`` the offset is profiled out in closed form (variable projection), so the
-   system stays 2x2 and its Schur complement is the right information for the position.
-3. Covariance: the inverse Fisher information of the model at the estimate (plus the prior
-   precision when a prior is given) - not a heuristic scale.
+1. Start: every device's likelihood of its detections is evaluated on a grid of candidate
+   points shared by all devices. The squared residuals expand into one small matrix product,
+   so the grid costs BLAS calls, not a Python loop; the best candidate is the start (it does not
+   collapse onto the loudest anchor). With censoring, rows whose second-best basin is close in
+   cost are also solved from there (multi-start) and the better optimum kept.
+2. Levenberg-Marquardt on the batch: per device a 2x2 system accumulated over the anchors as
+   scalars (no (N, K, K) temporaries); the Newton Hessian where it is positive definite
+   (Gauss-Newton crawls with 6 dB residuals), Gauss-Newton elsewhere; Marquardt damping,
+   accept/reject per device, a step cap, projection onto the box, IRLS for a robust loss. With
+   ``estimate_offset`` the offset is profiled out (closed form, or a 1-D Newton with censoring),
+   so the system stays 2x2 and its Schur complement is the position's information.
+3. Covariance: the inverse Fisher information at the estimate (plus the prior precision when a
+   prior is given), not a heuristic scale.
 
-Devices are processed in chunks so the (chunk, K) temporaries stay in cache and the extra memory
-per device stays a few hundred bytes.
+Devices are processed in chunks, stored anchors-major (K, chunk) so the per-device sums run
+along contiguous memory; rows still iterating after a first pass are pooled across chunks so
+a few slow rows do not keep every chunk looping. Extra memory is a few hundred bytes per device.
 """
 
 from __future__ import annotations
