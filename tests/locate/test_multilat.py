@@ -67,6 +67,16 @@ def test_rmse_within_15_percent_of_crlb(scene):
     assert rmse <= 1.15 * bound
 
 
+def test_censored_likelihood_alone_meets_the_bound_target(scene):
+    """The gain comes from the likelihood, not the box: without bounds it also holds
+    (measured 1.13 x); the box alone does not help the detections-only ML (1.37 x)."""
+    anchors, model, xy, rssi, _ = scene
+    fix = multilaterate(anchors, rssi, model, z=1.2, sensitivity_dbm=SENS - 0.5)
+    rmse, bound, _, _ = _rmse_vs_crlb(anchors, model, xy, rssi, fix)
+    print(f"censored ML, no box: ratio {rmse / bound:.3f}")
+    assert rmse <= 1.15 * bound
+
+
 def test_detections_only_ml_figure(scene):
     """Plain ML on detections only (no sensitivity, no box): figure reported, and its known
     weakness asserted - it is pulled towards far gateways heard on lucky fades, so it is
