@@ -343,3 +343,18 @@ def test_option_combinations_solve(loss, offset, censored):
     # step (held across the face) is already below xtol
     still = fix.ok & (fix.iterations == 0)
     assert np.all(np.isin(fix.xy[still, 0], [0.0, 80.0]) | np.isin(fix.xy[still, 1], [0.0, 50.0]))
+
+
+def test_baselines_handle_missing_and_top():
+    anchors = np.array([[0, 0, 3.0], [10, 0, 3.0], [0, 10, 3.0], [10, 10, 3.0]])
+    model = PathLoss(-59.0, 2.0, 4.0)
+    rssi = np.array([[-60.0, -60.0, -60.0, -60.0], [-60.0, np.nan, -70.0, np.nan],
+                     [-50.0, -80.0, -80.0, -90.0]])
+    ls = range_ls(anchors, rssi, model)
+    np.testing.assert_allclose(ls[0], [5.0, 5.0], atol=1e-6)
+    assert np.isnan(ls[1]).all()  # two anchors: range LS undetermined
+    wc = weighted_centroid(anchors, rssi, model)
+    np.testing.assert_allclose(wc[0], [5.0, 5.0])
+    assert np.isfinite(wc[1]).all() and wc[1, 1] < 5.0  # pulled to the louder anchor at y = 0
+    top1 = weighted_centroid(anchors, rssi, model, top=1)
+    np.testing.assert_allclose(top1[2], [0.0, 0.0])
