@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --benchmark-disable
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
