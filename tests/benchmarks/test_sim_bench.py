@@ -1,7 +1,8 @@
 """firmware_sim throughput. Small sizes by default (runs once, quickly, with
 --benchmark-disable); the targets of the issue with MALLSENSE_SIM_BENCH=full:
 frames level, 1 h of the sample mall with 1,000 concurrent shoppers, < 5 min on one core;
-windows level, a 12-hour day with 20,000 visitors, < 10 min.
+windows level, a 12-hour day with 20,000 visitors, < 10 min. The budgets are checked on the
+process's CPU time (one core's work; the machines are shared), wall time is printed.
 
     MALLSENSE_SIM_BENCH=full .venv/bin/pytest tests/benchmarks/test_sim_bench.py \
         --benchmark-enable -p no:cacheprovider
@@ -32,12 +33,14 @@ def test_bench_frames(benchmark, site, tmp_path):
     seconds, concurrent, budget = FRAMES
     cfg = SimConfig(seed=1, start="2026-11-21T14:00:00+01:00", duration_s=seconds,
                     level="frames", concurrent=concurrent)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = benchmark.pedantic(simulate, args=(site, cfg, tmp_path), rounds=1, iterations=1)
-    took = time.perf_counter() - t0
+    took = time.process_time() - c0
+    print(f"frames: {seconds} s, {concurrent} concurrent: {took:.1f} s CPU, "
+          f"{time.perf_counter() - t0:.1f} s wall, {res.packets} frames")
     assert res.packets > seconds * concurrent * 0.1
     assert all(p.stat().st_size > 24 for p in res.captures.values())
-    assert took < budget, f"frames level took {took:.0f} s (budget {budget:.0f} s)"
+    assert took < budget, f"frames level took {took:.0f} s CPU (budget {budget:.0f} s)"
 
 
 def _windows(site, cfg):
@@ -50,8 +53,10 @@ def test_bench_windows(benchmark, site):
     seconds, visitors, budget = WINDOWS
     cfg = SimConfig(seed=1, start="2026-11-21T09:30:00+01:00", duration_s=seconds,
                     level="windows", visitors_per_day=visitors)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res, rows = benchmark.pedantic(_windows, args=(site, cfg), rounds=1, iterations=1)
-    took = time.perf_counter() - t0
+    took = time.process_time() - c0
+    print(f"windows: {seconds} s, {visitors} visitors/day: {took:.1f} s CPU, "
+          f"{time.perf_counter() - t0:.1f} s wall, {rows} window rows")
     assert rows > seconds * 10
-    assert took < budget, f"windows level took {took:.0f} s (budget {budget:.0f} s)"
+    assert took < budget, f"windows level took {took:.0f} s CPU (budget {budget:.0f} s)"
