@@ -122,9 +122,8 @@ def run(world: World, t0: float, t1: float, chunk_s: int = 30, radio: bool = Tru
                 rec["channel"], rec["rssi"] = ch, rssi
                 rec["value"] = pk["value"][pi] if r == 0 else 0
                 rec["member"] = pk["member"][pi] if r == 0 else -1
-                rec["rnd"] = ((pk["addr"][pi] >> 46) & 1 == 1) if r == 0 else pk["rnd"][pi]
-                if r == 0:  # BLE random = TxAdd: phones' RPAs; public for POS and beacons
-                    rec["rnd"] = phone[d]
+                # BLE: TxAdd (phones' RPAs are random; POS and beacons public); Wi-Fi: LAA bit
+                rec["rnd"] = phone[d] if r == 0 else pk["rnd"][pi]
                 rec["x"], rec["y"], rec["floor"] = x[d], y[d], fl[d]
                 parts.append(rec)
         if bar is not None:

@@ -111,7 +111,7 @@ def write_beacons(out: Path, world, em) -> None:
 def write_addresses(out: Path, world, em, t0: float, t1: float) -> None:
     """addresses.csv: person, device, kind (ble | wifi | member_token), address, from, to."""
     c, cfg = world.crowd, world.cfg
-    rows = [(person_id(d), device_id(d), kind, dv.mac_str(a), f"{f:.3f}", f"{t:.3f}")
+    rows = [(person_id(d), device_id(d), kind, dv.mac_str(a), f"{f:.3f}", f"{min(t, t1):.3f}")
             for d, kind, a, f, t in sorted(em.addr_log, key=lambda r: (r[3], r[0]))]
     period = cfg.member_token_period_s
     for i in np.flatnonzero(c.member >= 0).tolist():
