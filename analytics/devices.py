@@ -31,10 +31,11 @@ OUT, DOOR, IN = 0, 1, 2
 class DeviceConfig:
     capacity: int = 16384         # simultaneous devices (slots)
     expiry_s: float = 90.0        # a device not heard for this long is gone
-    floor_temp_db: float = 4.0    # evidence dB per nat of floor log-likelihood
-    floor_min_dwell_s: float = 10.0
-    zone_t_enter_s: float = 20.0
-    zone_t_exit_s: float = 25.0
+    floor_temp_db: float = 6.0    # evidence dB per nat of floor log-likelihood
+    floor_min_dwell_s: float = 20.0
+    floor_p_change: float = 0.05  # per window, next to an escalator or lift
+    zone_t_enter_s: float = 30.0
+    zone_t_exit_s: float = 60.0
     inside_tau_s: float = 6.0     # smoothing of the inside indicator
     kalman_sigma_a: float = 0.3
 
@@ -134,7 +135,12 @@ class DeviceTable:
         keep = [j for j, l in enumerate(links) if len(l) >= 2]
         self.connectors = Connectors([np.asarray(zones[conn[j]].polygon, float) for j in keep],
                                      [links[j] for j in keep], near_m=8.0) if keep else None
-        self.hmm = FloorHMM(nf, dt=1.0, min_dwell_s=cfg.floor_min_dwell_s, p_change=0.2, p_leak=1e-3)
+        from analytics.raster import ConnectorRaster, ZoneRaster
+
+        self.zraster = ZoneRaster(self.zindex, self.loc.floor_bounds)
+        self.craster = (ConnectorRaster(self.connectors, nf, self.loc.floor_bounds)
+                        if self.connectors is not None else None)
+        self.hmm = FloorHMM(nf, dt=1.0, min_dwell_s=cfg.floor_min_dwell_s, p_change=cfg.floor_p_change, p_leak=1e-4)
         self.alpha = np.zeros((n, nf, self.hmm.D))
         self.kf = KalmanTracker(n, sigma_a=cfg.kalman_sigma_a, expiry_s=cfg.expiry_s, max_gated=4)
         self.zh = ZoneHysteresis(n, t_enter=cfg.zone_t_enter_s, t_exit=cfg.zone_t_exit_s)
@@ -266,8 +272,8 @@ class DeviceTable:
         # Floors: sticky HMM over per-window evidence; changes only near a connector.
         ll = self.loc.floor_evidence(wm)[rows] / cfg.floor_temp_db
         prev_xy = self.kf.x[s, :2]
-        if self.connectors is not None:
-            allowed = self.connectors.allowed(np.nan_to_num(prev_xy, nan=-1e6), self.n_floors)
+        if self.craster is not None:
+            allowed = self.craster.allowed(prev_xy, self.floor[s])
         else:
             allowed = np.zeros((len(s), self.n_floors, self.n_floors), bool)
         new_dev = self.floor[s] < 0
@@ -288,8 +294,9 @@ class DeviceTable:
         fx = self.loc.solve(wm, floor_rows, rows)
         z = fx.xy[rows]
         R = fx.cov[rows].copy()
-        weak = ~fx.ok[rows] & np.isfinite(z).all(axis=1)
-        R[weak] = np.eye(2) * 64.0          # 1-2 gateways heard: near the loudest, 8 m sigma
+        self.last_fix = (s, z, R)          # for diagnostics
+        weak = ~fx.ok[rows] & np.isfinite(z).all(axis=1) & ~np.isfinite(R).all(axis=(1, 2))
+        R[weak] = np.eye(2) * 64.0          # ML with 1-2 gateways heard: near the loudest, 8 m sigma
         n = self.cfg.capacity
         dt = np.zeros(n)
         act = self.kf.active[s]
@@ -318,7 +325,7 @@ class DeviceTable:
         mo += np.column_stack([fin, xf, yf, xf * xf, yf * yf])
         self.moments[s] = mo
         # Zones of the filtered position.
-        rz = self.zindex.assign(np.where(fin[:, None], xy, np.nan), newf)
+        rz = self.zraster.assign(np.where(fin[:, None], xy, np.nan), newf)
         self.raw_zone[s] = rz
         cls = self.zone_class[rz]
         cls = np.where(fx.outside[rows], OUT, cls)

@@ -51,6 +51,7 @@ class VisitRecord:
     excluded: bool
     returning: bool
     n_devices: int
+    device_ids: tuple = ()
 
 
 @dataclass
@@ -72,7 +73,7 @@ class _State:
 
 
 class JourneyEngine:
-    def __init__(self, site_id: str, *, merge_gap_s: float = 90.0, pos_slack_s: float = 120.0,
+    def __init__(self, site_id: str, *, merge_gap_s: float = 120.0, pos_slack_s: float = 120.0,
                  pos_wait_s: float = 900.0, min_visit_s: float = 0.0) -> None:
         self.site_id = site_id
         self.merge_gap_s = merge_gap_s
@@ -234,7 +235,8 @@ class JourneyEngine:
 
     # -- end of a visitor ------------------------------------------------------------------
     def finish(self, vid: str, *, first_t: float, last_t: float, excluded: bool,
-               returning: bool, n_devices: int, passby_entrance: str | None = None) -> VisitRecord:
+               returning: bool, n_devices: int, passby_entrance: str | None = None,
+               device_ids: tuple = ()) -> VisitRecord:
         st = self.states.pop(vid, None) or _State(vid)
         # Visits still open end at their last observation.
         for zone, o in st.open.items():
@@ -257,4 +259,5 @@ class JourneyEngine:
             self._emit("passby", last_t, st, entrance=passby_entrance)
         return VisitRecord(vid, st.member, first_t, last_t, st.entered, st.entry_t, st.entrance,
                            st.exit_t, st.exit_entrance, None if st.entered else passby_entrance,
-                           st.floor_changes, st.visits, excluded, returning, n_devices)
+                           st.floor_changes, st.visits, excluded, returning, n_devices,
+                           tuple(device_ids))

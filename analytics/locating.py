@@ -48,7 +48,11 @@ class Fixes:
 
 
 class Locator:
-    def __init__(self, site, *, loss: str = "huber", solve_kinds: tuple[str, ...] = KINDS) -> None:
+    def __init__(self, site, *, method: str = "grid", loss: str = "huber",
+                 solve_kinds: tuple[str, ...] = KINDS, grid_step_m: float = 3.0) -> None:
+        if method not in ("grid", "ml"):
+            raise ValueError(f"method must be 'grid' or 'ml', got {method!r}")
+        self.method = method
         self.site = site
         self.gw_ids = [g.id for g in site.gateways]
         self.gw_col = {g: i for i, g in enumerate(self.gw_ids)}
@@ -64,6 +68,7 @@ class Locator:
         self.p0 = np.full((len(KINDS), k), np.nan)
         self.expo = np.full((len(KINDS), k), np.nan)
         self.sigma = np.full((len(KINDS), k), np.nan)
+        self.sens = np.full((len(KINDS), k), np.nan)
         for ki, kind in enumerate(KINDS):
             rd = site.radio.get(kind)
             if rd is None:
@@ -73,8 +78,14 @@ class Locator:
                     self.p0[ki, j] = rd.p0_dbm + g.p0_offset_db
                     self.expo[ki, j] = g.exponent if g.exponent is not None else rd.exponent
                     self.sigma[ki, j] = rd.sigma_db
+                    self.sens[ki, j] = (g.sensitivity_dbm if g.sensitivity_dbm is not None
+                                        else rd.sensitivity_dbm)
         self.floor_cols = [np.flatnonzero(self.gw_floor == f) for f in range(len(self.floor_ids))]
         self.floor_z = np.array([f.elevation_m + DEVICE_Z_M for f in site.floors])
+        # Each floor is solved with its own gateways only, in a frame whose z origin is that
+        # floor (locate wants heights >= 0; a basement has negative elevation).
+        self.anchors_rel = self.anchors.copy()
+        self.anchors_rel[:, 2] -= np.array([site.floor(g.floor).elevation_m for g in site.gateways])
         self.floor_bounds = []
         for f in site.floors:
             o = np.asarray(f.outline, float)
@@ -98,6 +109,11 @@ class Locator:
                 self.inside_boxes[fi] = (allp[:, 0].min(), allp[:, 1].min(), allp[:, 0].max(), allp[:, 1].max())
         self.outside_margin = 0.0
         self.outside_near_m = 25.0
+        self.grid = None
+        if method == "grid":
+            from analytics.gridpost import GridPosterior
+
+            self.grid = GridPosterior(site, self, step_m=grid_step_m)
 
     # -- window -> matrix ------------------------------------------------------------------
     def matrix(self, t: float, parts) -> WindowMatrix:
@@ -160,9 +176,32 @@ class Locator:
         return out
 
     # -- positions -------------------------------------------------------------------------
-    def solve(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None,
-              prior_xy: np.ndarray | None = None, prior_cov: np.ndarray | None = None) -> Fixes:
+    def solve(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None) -> Fixes:
         """Fix each device (rows, default all) with the gateways of its floor only."""
+        if self.method == "ml":
+            return self.solve_ml(wm, floor, rows)
+        n = len(wm.ids)
+        xy = np.full((n, 2), np.nan)
+        cov = np.full((n, 2, 2), np.nan)
+        n_heard = np.zeros(n, np.int64)
+        outside = np.zeros(n, bool)
+        mask = np.zeros(n, bool)
+        mask[slice(None) if rows is None else rows] = True
+        for f in range(len(self.floor_ids)):
+            for ki, kind in enumerate(KINDS):
+                if kind not in self.solve_kinds:
+                    continue
+                sel = np.flatnonzero(mask & (floor == f) & (wm.kind == ki))
+                if not len(sel):
+                    continue
+                mu, c, p_out, nh = self.grid.solve(wm.rssi[sel], f, ki)
+                xy[sel], cov[sel], n_heard[sel], outside[sel] = mu, c, nh, p_out > 0.5
+        ok = n_heard >= 3
+        return Fixes(xy, cov, ok, n_heard, outside)
+
+    def solve_ml(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None,
+                 prior_xy: np.ndarray | None = None, prior_cov: np.ndarray | None = None) -> Fixes:
+        """Maximum-likelihood fixes (locate.multilaterate), an inside and an outside fit."""
         n = len(wm.ids)
         xy = np.full((n, 2), np.nan)
         cov = np.full((n, 2, 2), np.nan)
@@ -191,8 +230,8 @@ class Locator:
                 kw = {}
                 if prior_xy is not None:
                     kw = {"prior_xy": prior_xy[sel], "prior_cov": prior_cov[sel]}
-                anchors = self.anchors[kcols]
-                fix = multilaterate(anchors, sub, model, z=self.floor_z[f],
+                anchors = self.anchors_rel[kcols]
+                fix = multilaterate(anchors, sub, model, z=DEVICE_Z_M,
                                     bounds=self.inside_boxes[f], loss=self.loss, **kw)
                 fxy, fcov, fok, cost = fix.xy.copy(), fix.cov.copy(), fix.ok.copy(), fix.cost.copy()
                 out = np.zeros(len(sel), bool)
@@ -202,7 +241,7 @@ class Locator:
                     near = np.flatnonzero(np.hypot(dx, dy) <= self.outside_near_m)
                     if not len(near):
                         continue
-                    ofix = multilaterate(anchors, sub[near], model, z=self.floor_z[f], bounds=box,
+                    ofix = multilaterate(anchors, sub[near], model, z=DEVICE_Z_M, bounds=box,
                                          loss=self.loss)
                     better = ofix.cost <= cost[near] + self.outside_margin
                     better &= np.isfinite(ofix.xy).all(axis=1)

@@ -232,7 +232,7 @@ class Pipeline:
                     rot_vid = self.slot_vid[old]
                     self.rotated[old] = True
                     silent[ci[j]] = False
-            v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp, dev.member[s],
+            v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp, self._member_key(dev.member[s]),
                                      live_positions=live_pos if KINDS[kind] == "wifi" else None,
                                      rotation_vid=rot_vid)
             self.slot_vid[s] = v.id
@@ -240,6 +240,16 @@ class Pipeline:
                 self.journey.set_member(v.id, v.member)
             if fl >= 0:
                 self.journey.set_floor(v.id, self.floor_ids[fl])
+
+    def _member_key(self, token: str | None) -> str | None:
+        """The member behind a (rotating) token: its CRM id when the CRM resolves it and the
+        member consents; no link otherwise. Without a CRM the token itself is the key."""
+        if token is None:
+            return None
+        if self.crm is None:
+            return token
+        m = self.crm.resolve(token)
+        return m.id if (m is not None and m.consent) else None
 
     def _finish(self, v) -> VisitRecord:
         excluded = self.visitors.is_excluded(v)
@@ -253,7 +263,7 @@ class Pipeline:
             passby_ent = st.near_entrance
         rec = self.journey.finish(v.id, first_t=v.first_t, last_t=v.last_t, excluded=excluded,
                                   returning=returning, n_devices=v.n_devices,
-                                  passby_entrance=passby_ent)
+                                  passby_entrance=passby_ent, device_ids=tuple(v.all_devices))
         self.metrics.add_visit(rec)
         return rec
 

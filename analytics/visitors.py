@@ -56,6 +56,7 @@ class Visitor:
     member: str | None = None
     fps: set = field(default_factory=set)
     devices: set = field(default_factory=set)     # live device ids
+    all_devices: list = field(default_factory=list)  # every id it had (bounded by its visit)
     n_devices: int = 0
     floor: int = -1
     xy: tuple[float, float] = (float("nan"), float("nan"))
@@ -123,6 +124,8 @@ class VisitorRegistry:
         else:
             self.merged += 1
         v.devices.add(device_id)
+        if len(v.all_devices) < 10_000:
+            v.all_devices.append(device_id)
         v.n_devices += 1
         v.ended_t = None
         v.last_t = max(v.last_t, t)
