@@ -8,6 +8,7 @@ moves). Every agent carries exactly one device; device i belongs to agent i.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -62,23 +63,40 @@ class _Builder:
     """Accumulates knots for one agent."""
 
     def __init__(self, t: float, xy, f: int) -> None:
-        self.t, self.x, self.y, self.f = [np.array([t])], [np.array([xy[0]])], \
-            [np.array([xy[1]])], [np.array([f])]
+        self.t, self.x, self.y, self.f = [[t]], [[float(xy[0])]], [[float(xy[1])]], [[f]]
         self.now = t
         self.pos = (float(xy[0]), float(xy[1]))
         self.floor = f
 
     def walk(self, xy: np.ndarray, f: int, speed: float) -> None:
         """Walk a polyline (M,2) on floor f starting at the current position."""
-        if len(xy) == 0:
+        n = len(xy)
+        if n == 0:
             return
-        dx = np.diff(xy[:, 0], prepend=self.pos[0])
-        dy = np.diff(xy[:, 1], prepend=self.pos[1])
-        t = self.now + np.cumsum(np.sqrt(dx * dx + dy * dy)) / speed
+        if n <= 4:  # most walks inside stores: plain floats are faster than numpy here
+            px, py = self.pos
+            t = self.now
+            ts, xs, ys = [], [], []
+            for x, y in xy.tolist():
+                t += math.hypot(x - px, y - py) / speed
+                ts.append(t)
+                xs.append(x)
+                ys.append(y)
+                px, py = x, y
+            self.t.append(ts)
+            self.x.append(xs)
+            self.y.append(ys)
+            self.f.append([f] * n)
+            self.now, self.pos, self.floor = t, (px, py), f
+            return
+        d = np.empty((n, 2))
+        d[0] = xy[0] - self.pos
+        d[1:] = xy[1:] - xy[:-1]
+        t = self.now + np.cumsum(np.sqrt((d * d).sum(axis=1))) / speed
         self.t.append(t)
         self.x.append(xy[:, 0])
         self.y.append(xy[:, 1])
-        self.f.append(np.full(len(xy), f))
+        self.f.append([f] * n)
         self.now, self.pos, self.floor = float(t[-1]), (float(xy[-1, 0]), float(xy[-1, 1])), f
 
     def wait(self, seconds: float) -> None:
@@ -91,15 +109,15 @@ class _Builder:
         self._knot(xy, f)
 
     def _knot(self, xy, f) -> None:
-        self.t.append(np.array([self.now]))
-        self.x.append(np.array([xy[0]]))
-        self.y.append(np.array([xy[1]]))
-        self.f.append(np.array([f]))
+        self.t.append([self.now])
+        self.x.append([float(xy[0])])
+        self.y.append([float(xy[1])])
+        self.f.append([f])
         self.pos, self.floor = (float(xy[0]), float(xy[1])), f
 
     def arrays(self):
-        return (np.concatenate(self.t), np.concatenate(self.x), np.concatenate(self.y),
-                np.concatenate(self.f))
+        return (np.concatenate(self.t, dtype=float), np.concatenate(self.x, dtype=float),
+                np.concatenate(self.y, dtype=float), np.concatenate(self.f, dtype=np.int64))
 
 
 def _simplify(xy: np.ndarray) -> np.ndarray:
@@ -178,7 +196,7 @@ class Planner:
                     secs = ESCALATOR_S_PER_FLOOR * df
                 b.hop(tuple(geo.node_xy[z_node]), int(floors[c]), secs)
             start = c
-        return sorted(set(int(f) for f in floors))
+        return np.unique(floors).tolist()
 
     # -- roles -------------------------------------------------------------------------------
     def shopper(self, agent: int, t0: float, member: int):
