@@ -1,0 +1,374 @@
+"""`mallsense demo`: the whole system end to end on a simulated afternoon of the sample mall.
+
+simulate (frames: pcaps per gateway + truth) -> one edge agent per gateway (own broker user,
+ACL-pinned to its topic) -> mosquitto -> ingest process (CRM members, POS on the pos topic) ->
+InfluxDB -> summary, heatmaps, a tenant report, Grafana dashboards. Servers are started on free
+loopback ports (or the --mqtt / --influx given) and everything started is stopped on the way
+out, also on Ctrl-C or an error.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DB = "mallsense"
+CURRENCY = "EUR"
+# Truth files safe to leave in the output (addresses.csv / beacons.csv hold raw addresses).
+SAFE_TRUTH = ("visits.csv", "journeys.csv", "purchases.csv", "roles.csv", "gateways.csv")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    out: Path
+    mqtt: str | None = None
+    influx: str | None = None
+    seed: int = 7
+    start: str = "2026-11-21T13:00:00+01:00"   # a Saturday afternoon, Europe/Berlin
+    duration: str = "2h"
+    shoppers_per_hour: float = 250.0
+    level: str = "frames"
+    step_s: float = 2.0              # conductor step (simulated seconds)
+    eval_devices: int = 60           # shoppers' phones sampled for position/floor accuracy
+    revoke_members: int = 3          # members revoking consent half way through
+    progress: bool = True
+    capture_mqtt: Path | None = None  # write every MQTT message seen on '#' here
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run the whole system on a simulated afternoon (results in --out)",
+        description="Simulate an afternoon of the sample mall at radio level, replay it through "
+                    "one edge agent per gateway, a secured MQTT broker and the ingest service "
+                    "into InfluxDB; print a summary and leave heatmaps, a tenant report and "
+                    "Grafana dashboards in --out.")
+    d = DemoOptions(Path("out/demo"))
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--mqtt", default=None, help="use this broker (mqtt://user:pass@host:port) "
+                   "instead of starting a secured mosquitto")
+    p.add_argument("--influx", default=None, help="use this InfluxDB 1.x (http://host:8086, "
+                   f"database {DB}) instead of starting one")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--start", default=d.start, help="ISO 8601 start of the afternoon")
+    p.add_argument("--duration", default=d.duration, help="e.g. 30m, 2h")
+    p.add_argument("--shoppers-per-hour", type=float, default=d.shoppers_per_hour)
+    p.add_argument("--level", choices=("frames", "windows"), default=d.level,
+                   help="frames: edge agents replay pcaps (default); windows: the simulator's "
+                        "window batches published per gateway (faster, no edge agents)")
+    p.add_argument("--eval-devices", type=int, default=d.eval_devices,
+                   help="shopper phones sampled for the accuracy figures")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> int:
+    opts = DemoOptions(Path(args.out), args.mqtt, args.influx, args.seed, args.start,
+                       args.duration, args.shoppers_per_hour, args.level,
+                       eval_devices=args.eval_devices, progress=not args.no_progress)
+    code, summary = run_demo(opts)
+    if summary is not None:
+        print(summary["text"], end="")
+        print(f"results in {opts.out}/ (summary.txt, heatmaps/, report/, grafana/, README.md)")
+    return code
+
+
+@contextlib.contextmanager
+def _file_logging(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, mode="w")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    old = root.level
+    for h in root.handlers:  # the console keeps its own level (warnings by default)
+        if h.level == logging.NOTSET:
+            h.setLevel(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+        handler.close()
+
+
+def run_demo(opts: DemoOptions) -> tuple[int, dict | None]:
+    """Run the demo; returns (exit code, summary dict or None)."""
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("heatmaps", "report", "grafana", "truth", "logs"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    with _file_logging(out / "logs" / "demo.log"):
+        try:
+            summary = _run(opts, out)
+        except KeyboardInterrupt:
+            log.warning("interrupted; everything started was stopped")
+            print("mallsense demo: interrupted", file=sys.stderr)
+            return 130, None
+        except Exception as exc:  # noqa: BLE001 - the command reports, the log has the trace
+            log.exception("demo failed")
+            print(f"mallsense demo: failed: {exc} (see {out}/logs/demo.log)", file=sys.stderr)
+            return 1, None
+    return 0, summary
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def _run(opts: DemoOptions, out: Path) -> dict:
+    from firmware_sim import SimConfig, simulate
+    from gateway.site import load_site, sample_site_path
+    from mallsense import demo_broker as br
+    from mallsense.demo_eval import Truth, sample_devices
+    from mallsense.servers import InfluxDB1, Mosquitto, MosquittoSecurity
+
+    wall0 = time.monotonic()
+    notes: list[str] = []
+    site = load_site(sample_site_path())
+    cfg = SimConfig(seed=opts.seed, start=opts.start, duration_s=opts.duration,
+                    level="frames" if opts.level == "frames" else "windows",
+                    shoppers_per_hour=opts.shoppers_per_hour)
+    with contextlib.ExitStack() as stack:
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mallsense-demo-")))
+        # Spools on tmpfs: they fsync every batch, which is what a gateway needs, not a replay.
+        state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mallsense-demo-",
+                                                                     dir=shm)))
+        # 1. the simulated afternoon (pcaps and truth stay in the temporary folder: raw addresses)
+        log.info("simulating %s .. %s", _iso(cfg.start), _iso(cfg.end))
+        t = time.monotonic()
+        res = simulate(site, cfg, tmp / "sim", progress=opts.progress)
+        sim_s = time.monotonic() - t
+        log.info("simulation: %d agents, %d frames in %.1f s", res.world.crowd.n, res.packets,
+                 sim_s)
+        truth = Truth.load(res.truth_dir, cfg.start, cfg.end)
+        (out / "truth").mkdir(parents=True, exist_ok=True)
+        for name in SAFE_TRUTH:
+            shutil.copy(res.truth_dir / name, out / "truth" / name)
+        # 2. broker (secured) and InfluxDB
+        if opts.mqtt:
+            plan = br.open_plan(site, tmp / "provision", opts.mqtt)
+            mqtt_url = opts.mqtt
+        else:
+            broker = Mosquitto()  # its own data folder: the broker's user must enter it
+            plan = br.provision_site(site, tmp / "provision",
+                                     f"mqtt://127.0.0.1:{broker.port}")
+            broker.security = MosquittoSecurity(password_file=str(plan.password_file),
+                                                acl_file=str(plan.acl_file),
+                                                allow_anonymous=False)
+            stack.callback(broker.close)
+            broker.start()
+            mqtt_url = broker.url
+            notes.append("broker: mosquitto with per-gateway users and ACLs "
+                         "(gateway.provision), allow_anonymous false")
+        host, port, _tls = br.split_url(mqtt_url)
+        if opts.influx:
+            influx_url = opts.influx.rstrip("/")
+        else:
+            influx = InfluxDB1()
+            stack.callback(influx.close)
+            influx.start()
+            influx_url = influx.url
+        from mallsense.demo_summary import influxql
+        influxql(influx_url, DB, f'CREATE DATABASE "{DB}"')
+        secret = plan.site_secret.read_bytes().strip()
+        # 3. CRM, tokens, POS
+        crm_csv, tokens_csv, revoked = _write_crm(truth, out / "crm" / "members.csv",
+                                                  tmp / "tokens.csv", opts)
+        txns = _pos_transactions(site.id, res.truth_dir / "purchases.csv", truth, revoked)
+        # 4. ingest in its own process
+        ingest_log = open(out / "logs" / "ingest.log", "wb")
+        stack.callback(ingest_log.close)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mallsense.demo_ingest", "--site", str(sample_site_path()),
+             "--mqtt", br.url_with(mqtt_url, plan.services["ingest"]), "--influx", influx_url,
+             "--db", DB, "--spool", str(state / "ingest-spool.db"), "--members", str(crm_csv),
+             "--tokens", str(tokens_csv), "--revoke", ",".join(revoked),
+             "--revoke-at", str(cfg.start + cfg.duration_s / 2),
+             "--ready-file", str(tmp / "ingest.ready")],
+            stdout=ingest_log, stderr=subprocess.STDOUT, start_new_session=True)
+        stack.callback(_stop_process, proc, 5.0)
+        deadline = time.monotonic() + 120
+        while not (tmp / "ingest.ready").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ingest did not subscribe (see logs/ingest.log)")
+            time.sleep(0.1)
+        # 5. observer (accuracy sample + optional capture), then the gateways
+        devices = sample_devices(truth, opts.eval_devices, opts.seed)
+        pseudo_dev = truth.pseudonyms(secret, 86400.0, devices)
+        from mallsense.demo_replay import Observer
+        obs = Observer(host, port, plan.services["observer"], site.id, set(pseudo_dev),
+                       opts.capture_mqtt)
+        stack.callback(obs.close)
+        counter = _IngestCounter(influx_url)
+        t = time.monotonic()
+        if opts.level == "frames":
+            stats = _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
+                                   cfg)
+        else:
+            from mallsense.demo_windows import publish_windows
+            stats = publish_windows(site, res, plan, host, port, secret, obs, counter, txns,
+                                    opts, cfg)
+            notes.append("windows level: the simulator's window batches were published by one "
+                         "MQTT client per gateway (no edge agents)")
+        replay_s = time.monotonic() - t
+        # 6. let ingest finish what the broker holds, then stop it (it flushes everything)
+        deadline = time.monotonic() + 600
+        while counter.get(0.0) < obs.n_batches and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ingest exited with {proc.returncode} (logs/ingest.log)")
+            time.sleep(0.5)
+        _stop_process(proc, 300.0)
+        if proc.returncode not in (0, -15):
+            raise RuntimeError(f"ingest ended with {proc.returncode} (logs/ingest.log)")
+        ingest_s = time.monotonic() - t
+        obs.close()
+        # 7. results
+        from mallsense.demo_results import results
+        summary = results(site, cfg, opts, out, truth, influx_url, DB, obs, pseudo_dev, notes,
+                          {"gateways": len(site.gateways), "frames": int(res.packets),
+                           "batches": obs.n_batches, "sim_s": round(sim_s, 1),
+                           "replay_s": round(replay_s, 1), "ingest_s": round(ingest_s, 1),
+                           **stats}, wall0, mqtt_url, plan)
+    return summary
+
+
+class _IngestCounter:
+    """Sighting batches ingest has processed so far (its own counters, read from InfluxDB)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self._t, self._n = url, 0.0, 0
+
+    def get(self, max_age_s: float = 0.5) -> int:
+        from mallsense.demo_summary import influxql
+
+        if time.monotonic() - self._t >= max_age_s:
+            try:
+                ser = influxql(self.url, DB, 'SELECT last("batches") FROM "ingest"')
+                self._n = int(ser[0]["values"][0][1]) if ser else 0
+            except (OSError, RuntimeError) as exc:
+                log.debug("ingest counter: %s", exc)
+            self._t = time.monotonic()
+        return self._n
+
+
+def _stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts, cfg) -> dict:
+    from mallsense.demo_replay import Conductor, PosTill, make_agents, replay
+
+    till = PosTill(host, port, plan.services["pos"], site.id, txns)
+    try:
+        bar = None
+        if opts.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=int(cfg.duration_s), unit="sim s", desc="replay+ingest")
+            bar.start_t = cfg.start
+
+        async def main():
+            conductor = Conductor(cfg.start, opts.step_s, [g.id for g in site.gateways])
+            agents = make_agents(site, plan, res.captures, host, port, state,
+                                 res.member_uuid, conductor)
+            codes = await replay(agents, conductor, till, obs, counter.get, cfg.end,
+                                 max_backlog=50 * 600, bar=bar)
+            return agents, codes
+
+        try:
+            agents, codes = asyncio.run(main())
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        till.close()
+    bad = [a.cfg.gw for a, c in zip(agents, codes) if c != 0]
+    if bad:
+        raise RuntimeError(f"edge agents failed: {bad}")
+    parse_errors = sum(a.decoder.stats.parse_errors for a in agents)
+    late = sum(a.aggregator.stats.late_dropped for a in agents)
+    return {"edge_agents": len(agents), "pos_transactions": len(txns),
+            "edge_parse_errors": parse_errors, "edge_late_dropped": late}
+
+
+def _write_crm(truth, members_csv: Path, tokens_csv: Path, opts) -> tuple[Path, Path, list]:
+    """members.csv (member_id, tier, consent) from the simulated members; a few never consented
+    (consent false) and ``revoke_members`` revoke it half way through the afternoon."""
+    import numpy as np
+
+    rng = np.random.default_rng(opts.seed)
+    members = sorted(set(truth.member.values()))
+    tiers = rng.choice(["basic", "silver", "gold", "platinum"], len(members),
+                       p=[0.55, 0.25, 0.15, 0.05])
+    no_consent = set(rng.choice(members, min(len(members) // 20 + 1, len(members)),
+                                replace=False).tolist()) if members else set()
+    rest = [m for m in members if m not in no_consent]
+    revoked = rng.choice(rest, min(opts.revoke_members, len(rest)), replace=False).tolist() \
+        if rest else []
+    members_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(members_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["member_id", "tier", "consent"])
+        for m, tier in zip(members, tiers):
+            w.writerow([m, tier, "false" if m in no_consent else "true"])
+    with open(tokens_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["token", "member_id"])
+        for tok, m, _f, _t in truth.member_tokens():
+            w.writerow([tok, m])
+    return members_csv, tokens_csv, [str(m) for m in revoked]
+
+
+def _pos_transactions(site_id: str, purchases_csv: Path, truth, revoked) -> list:
+    """The tills' transactions; a member's carries the app token shown at checkout."""
+    from gateway.wire import PosTransaction
+
+    tokens: dict[str, list] = {}
+    for tok, m, f, t in truth.member_tokens():
+        tokens.setdefault(m, []).append((f, t, tok))
+    out = []
+    with open(purchases_csv, newline="") as fh:
+        for i, r in enumerate(csv.DictReader(fh)):
+            t = float(r["t"])
+            tok = None
+            if r["member"] and r["member"] not in revoked:
+                tok = next((k for f, e, k in tokens.get(r["member"], []) if f <= t <= e), None)
+            out.append(PosTransaction(site_id, round(t, 3), r["store"], round(float(r["amount"]), 3),
+                                      CURRENCY, f"T{i:06d}", tok))
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (out / "summary.txt").write_text(summary["text"])
+
+
+__all__ = ["DemoOptions", "register", "run_demo", "write_summary", "asdict"]

@@ -1,0 +1,258 @@
+"""Accelerated replay: one edge agent per gateway, all fed in lock-step simulated time.
+
+Each gateway's agent (``edge.agent.Agent``, its own MQTT client and credentials) replays its own
+pcaps as fast as possible. A conductor advances simulated time in steps once every feed has
+delivered its frames up to the current step, so no gateway runs ahead of the others (ingest
+closes windows on a watermark, and a gateway minutes ahead would make the others' data late).
+It also publishes the tills' POS transactions on the ``pos`` topic as simulated time passes
+them, and holds back while ingest lags too far behind.
+
+Work-around (reported): ``edge.scanners.frames.PcapReplayScanner`` replays its files one after
+the other, so a gateway's Wi-Fi pcap would arrive after its BLE pcap had already closed those
+windows (dropped as late). The feed here merges a gateway's pcaps by timestamp with edge's own
+reader (``edge.pcap.read_capture``) and hands the frames to ``FrameFeedScanner``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import heapq
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge.agent import Agent
+from edge.config import ReplayConfig, parse_config
+from edge.pcap import read_capture
+from edge.scanners.frames import FrameFeedScanner
+from gateway.wire import PosTransaction, SightingsBatch, Topic
+
+log = logging.getLogger(__name__)
+
+
+class Conductor:
+    """Simulated time for the feeds: frames with t < ``self.t`` may be delivered."""
+
+    def __init__(self, t0: float, step_s: float, names) -> None:
+        self.t, self.step_s = t0, step_s
+        self.active = set(names)
+        self.pending = set(names)
+        self._go = asyncio.Event()
+        self._all_waiting = asyncio.Event()
+        self.stopped = False
+
+    def _check(self) -> None:
+        if not self.pending:
+            self._all_waiting.set()
+
+    async def wait_past(self, name: str, t: float) -> None:
+        while t >= self.t and not self.stopped:
+            self.pending.discard(name)
+            self._check()
+            await self._go.wait()
+
+    def finished(self, name: str) -> None:
+        self.active.discard(name)
+        self.pending.discard(name)
+        self._check()
+
+    async def run(self, before_step: Callable) -> None:
+        while self.active and not self.stopped:
+            await self._all_waiting.wait()
+            await before_step(self.t)
+            self.t += self.step_s
+            self.pending = set(self.active)
+            self._all_waiting = asyncio.Event()
+            old, self._go = self._go, asyncio.Event()
+            old.set()
+            self._check()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._go.set()
+        self._all_waiting.set()
+
+
+async def merged_frames(gw: str, paths: list[Path], conductor: Conductor):
+    """(t, gw, linktype, bytes) of a gateway's pcaps in timestamp order, paced by the conductor."""
+    try:
+        for rec in heapq.merge(*(read_capture(p) for p in paths), key=lambda r: r.t):
+            if rec.t >= conductor.t:
+                await conductor.wait_past(gw, rec.t)
+                if conductor.stopped:
+                    return
+            yield rec.t, gw, rec.linktype, rec.data
+    finally:
+        conductor.finished(gw)
+
+
+class Observer:
+    """A read-only MQTT client on '#': counts sighting batches per gateway, keeps the sightings
+    of the devices under evaluation, and optionally writes every message to a capture file."""
+
+    def __init__(self, host: str, port: int, cred, site_id: str, keep_ids: set[str],
+                 capture: Path | None = None) -> None:
+        self.site_id = site_id
+        self.keep_ids = keep_ids
+        self.batches: set[tuple[str, int]] = set()
+        self.kept: list = []          # (t, gw, ids, kind, rssi) of evaluated devices
+        self.max_t = float("-inf")
+        self.messages = 0
+        self._lock = threading.Lock()
+        self._capture = open(capture, "ab") if capture else None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="mallsense-demo-observer",
+                                  protocol=mqtt.MQTTv5)
+        if cred.username:
+            self.client.username_pw_set(cred.username, cred.password)
+        self.client.on_message = self._message
+        self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self._connected = threading.Event()
+        self.client.on_subscribe = lambda *_: self._connected.set()
+        self.client.connect(host, port)
+        self.client.loop_start()
+        if not self._connected.wait(15):
+            raise RuntimeError("observer could not subscribe to the broker")
+
+    def _message(self, client, userdata, msg) -> None:
+        self.messages += 1
+        if self._capture is not None:
+            self._capture.write(msg.topic.encode() + b"\t" + msg.payload + b"\n")
+        if not msg.topic.endswith("/sightings"):
+            return
+        try:
+            b = SightingsBatch.decode_arrays(msg.payload)
+        except Exception:  # noqa: BLE001 - ingest dead-letters it; not ours to judge
+            return
+        with self._lock:
+            self.batches.add((b.gw, b.seq))
+            self.max_t = max(self.max_t, b.t)
+            if self.keep_ids:
+                rows = [i for i, pid in enumerate(b.id) if pid in self.keep_ids]
+                if rows:
+                    self.kept.append((b.t, b.gw, [b.id[i] for i in rows], b.kind[rows],
+                                      b.rssi[rows]))
+
+    @property
+    def n_batches(self) -> int:
+        with self._lock:
+            return len(self.batches)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+        if self._capture is not None:
+            self._capture.close()
+
+
+class PosTill:
+    """The mall's tills: POS transactions on the pos topic (QoS 1), as simulated time passes."""
+
+    def __init__(self, host: str, port: int, cred, site_id: str, txns: list[PosTransaction]):
+        self.topic = str(Topic.pos(site_id))
+        self.txns = sorted(txns, key=lambda x: x.t)
+        self.i = 0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="mallsense-demo-pos",
+                                  protocol=mqtt.MQTTv5)
+        if cred.username:
+            self.client.username_pw_set(cred.username, cred.password)
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.infos = []
+
+    def publish_until(self, t: float) -> None:
+        while self.i < len(self.txns) and self.txns[self.i].t < t:
+            self.infos.append(self.client.publish(self.topic, self.txns[self.i].encode(), qos=1))
+            self.i += 1
+
+    def close(self) -> None:
+        self.publish_until(float("inf"))
+        deadline = time.monotonic() + 10
+        for info in self.infos:
+            info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Path,
+                member_uuid: str, conductor: Conductor) -> list[Agent]:
+    agents = []
+    for g in site.gateways:
+        paths = [p for (gid, _r), p in sorted(captures.items()) if gid == g.id]
+        cred = plan.gateways[g.id]
+        mqtt_cfg = {"host": host, "port": port, "client_id": f"edge-{g.id}"}
+        if cred.username:
+            mqtt_cfg.update(username=cred.username, password=cred.password)
+        cfg = parse_config({
+            "gateway": {"site": site.id, "id": g.id, "state_dir": str(state_dir),
+                        "status_interval_s": 10.0, "grace_s": 1.0, "drain_timeout_s": 60.0},
+            "privacy": {"secret_file": str(plan.site_secret), "member_uuid": member_uuid},
+            "mqtt": mqtt_cfg,
+            "replay": {"files": [str(p) for p in paths]},
+        }, f"<demo {g.id}>")
+        # The frames come through the merged feed below, not through replay.files.
+        cfg = dataclasses.replace(cfg, replay=ReplayConfig())
+
+        def factory(gw, sink, decoder, _paths=paths):
+            return FrameFeedScanner(gw, sink, merged_frames(gw, _paths, conductor), decoder)
+
+        if not paths:
+            conductor.finished(g.id)
+            continue
+        agents.append(Agent(cfg, extra_scanners=(factory,)))
+    return agents
+
+
+async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, observer: Observer,
+                 ingest_batches: Callable[[], int], t_end: float, max_backlog: int,
+                 bar=None) -> list[int]:
+    """Run every agent to the end of its pcaps; returns their exit codes."""
+    loop = asyncio.get_running_loop()
+    stopping = {"by": None}
+
+    def stop_all(sig=None):
+        stopping["by"] = sig
+        conductor.stop()
+        for a in agents:
+            a.request_stop()
+
+    async def before_step(t: float) -> None:
+        till.publish_until(t)
+        if bar is not None:
+            bar.n = int(min(t, t_end) - bar.start_t)
+            bar.set_postfix_str(f"published {observer.n_batches} batches")
+            bar.refresh()
+        # Hold back while ingest is too far behind (the broker would queue it all in memory).
+        while not conductor.stopped and observer.n_batches - ingest_batches() > max_backlog:
+            await asyncio.sleep(0.5)
+
+    async def install_handlers():
+        await asyncio.sleep(0.2)  # after each Agent.run registered its own handler
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop_all, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    runs = [asyncio.create_task(a.run(), name=f"agent-{a.cfg.gw}") for a in agents]
+    aux = [asyncio.create_task(install_handlers()),
+           asyncio.create_task(conductor.run(before_step))]
+    try:
+        codes = await asyncio.gather(*runs)
+    finally:
+        stop_all()
+        for t in aux:
+            t.cancel()
+        await asyncio.gather(*aux, return_exceptions=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    if stopping["by"] is not None:
+        raise KeyboardInterrupt
+    return list(codes)
