@@ -31,12 +31,13 @@ OUT, DOOR, IN = 0, 1, 2
 class DeviceConfig:
     capacity: int = 16384         # simultaneous devices (slots)
     expiry_s: float = 90.0        # a device not heard for this long is gone
-    floor_temp_db: float = 6.0    # evidence dB per nat of floor log-likelihood
-    floor_min_dwell_s: float = 20.0
-    floor_p_change: float = 0.05  # per window, next to an escalator or lift
+    floor_temp_db: float = 8.0    # evidence dB per nat of floor log-likelihood
+    floor_min_dwell_s: float = 30.0
+    floor_p_change: float = 0.02  # per window, next to an escalator or lift
+    floor_commit_p: float = 0.95  # a new floor is committed at this posterior probability
     zone_t_enter_s: float = 30.0
-    zone_t_exit_s: float = 60.0
-    inside_tau_s: float = 6.0     # smoothing of the inside indicator
+    zone_t_exit_s: float = 120.0
+    inside_tau_s: float = 10.0     # smoothing of the inside indicator
     kalman_sigma_a: float = 0.3
 
 
@@ -132,6 +133,12 @@ class DeviceTable:
                 if f in self.loc.floor_ix:
                     shaft_floors[key].add(self.loc.floor_ix[f])
         links = [sorted(shaft_floors[zones[i].shaft or zones[i].id]) for i in conn]
+        # For "via": each landing's centre, floor and the floors its shaft serves.
+        self.conn_idx = conn
+        self.conn_xy = np.array([np.mean(np.asarray(zones[i].polygon, float), axis=0)
+                                 for i in conn]).reshape(-1, 2)
+        self.conn_floor = self.zone_floor[conn] if len(conn) else np.zeros(0, int)
+        self.conn_serves = [set(l) for l in links]
         keep = [j for j, l in enumerate(links) if len(l) >= 2]
         self.connectors = Connectors([np.asarray(zones[conn[j]].polygon, float) for j in keep],
                                      [links[j] for j in keep], near_m=8.0) if keep else None
@@ -280,10 +287,16 @@ class DeviceTable:
         allowed[new_dev] = True
         self.alpha[s], post = self.hmm.step(self.alpha[s], ll, allowed)
         newf = np.argmax(post, axis=1)
-        changed = (self.floor[s] >= 0) & (newf != self.floor[s])
+        # Hysteresis on top of the HMM: leave the committed floor only when sure.
+        cur = self.floor[s]
+        keep = (cur >= 0) & (post[np.arange(len(s)), newf] < cfg.floor_commit_p)
+        newf = np.where(keep, cur, newf)
+        changed = (cur >= 0) & (newf != cur)
         for j in np.flatnonzero(changed).tolist():
             sj = int(s[j])
             via = int(self.via[sj]) if t - self.via_t[sj] <= 90.0 else -1
+            if via < 0:
+                via = self._nearest_connector(prev_xy[j], int(self.floor[sj]), int(newf[j]))
             tr.floor_changes.append((sj, int(self.floor[sj]), int(newf[j]), t, via))
         if changed.any():
             self.kf.reset(s[changed])
@@ -374,6 +387,18 @@ class DeviceTable:
                                   float(step.exit_t[sj])))
         for sj in np.flatnonzero(step.entered).tolist():
             tr.zone_enters.append((sj, int(step.zone[sj]), float(step.enter_t[sj])))
+
+    def _nearest_connector(self, xy, f_from: int, f_to: int, max_m: float = 25.0) -> int:
+        """The landing on f_from of the nearest shaft serving f_to (-1 if none within max_m)."""
+        if not len(self.conn_idx) or not np.isfinite(xy).all():
+            return -1
+        ok = np.array([(self.conn_floor[c] == f_from) and (f_to in self.conn_serves[c])
+                       for c in range(len(self.conn_idx))])
+        if not ok.any():
+            return -1
+        d = np.where(ok, np.hypot(self.conn_xy[:, 0] - xy[0], self.conn_xy[:, 1] - xy[1]), np.inf)
+        c = int(np.argmin(d))
+        return int(self.conn_idx[c]) if d[c] <= max_m else -1
 
     def _nearest_entrance(self, xy: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Nearest entrance zone per point, same floor first (floor -1: any floor)."""

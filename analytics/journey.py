@@ -73,7 +73,7 @@ class _State:
 
 
 class JourneyEngine:
-    def __init__(self, site_id: str, *, merge_gap_s: float = 120.0, pos_slack_s: float = 120.0,
+    def __init__(self, site_id: str, *, merge_gap_s: float = 300.0, pos_slack_s: float = 120.0,
                  pos_wait_s: float = 900.0, min_visit_s: float = 0.0) -> None:
         self.site_id = site_id
         self.merge_gap_s = merge_gap_s

@@ -133,6 +133,10 @@ def score(out: Output, tdir: Path, cfg) -> dict:
     ours_vis = [r for r in recs if r.entered and not r.excluded]
     ours_pass = [r for r in recs if not r.entered and not r.excluded and r.passby_entrance]
     m["visitors_true"], m["visitors_ours"] = len(shoppers_inside), len(ours_vis)
+    m["records"] = len(recs)
+    m["records_excluded"] = sum(r.excluded for r in recs)
+    m["records_neither"] = sum(1 for r in recs if not r.entered and not r.passby_entrance)
+    m["persons_seen"] = len({p for p in rec_person if p})
     m["passersby_true"], m["passersby_ours"] = len(passers), len(ours_pass)
     m["capture_true"] = len(shoppers_inside) / max(len(shoppers_inside) + len(passers), 1)
     m["capture_ours"] = len(ours_vis) / max(len(ours_vis) + len(ours_pass), 1)
