@@ -142,15 +142,18 @@ class Receivers:
         if p == 0 or kk.size == 0:
             e = np.empty(0, np.int64)
             return e, e, e, e
-        pi = np.repeat(np.arange(p), kk.size)
-        ki = np.tile(kk, p)
-        tp = t[pi]
-        if r == 0:
-            ok, ch = self.ble_channel(tp, ki)
+        if r == 0:  # (P, K) listening state, as ble_channel / wifi_channel for all pairs
+            iv = self.cfg.ble_scan_interval_s
+            s = t[:, None] + self.scan_phase[kk][None, :]
+            idx = np.floor(s / iv)
+            pi, kj = np.nonzero((s - idx * iv) < self.cfg.ble_scan_duty * iv)
+            ch = 37 + idx[pi, kj].astype(np.int64) % 3
         else:
-            ch = self.wifi_channel(tp, ki)
-            ok = ch == channel[pi]
-        pi, ki, ch = pi[ok], ki[ok], ch[ok]
+            s = t[:, None] + self.hop_phase[kk][None, :]
+            hop = WIFI_CHANNELS[np.floor(s / self.cfg.wifi_dwell_s).astype(np.int64) % 3]
+            pi, kj = np.nonzero(hop == channel[:, None])
+            ch = channel[pi]
+        ki = kk[kj]
         m = self.mean_rssi(r, ki, x[pi], y[pi], floor[pi], tx_db[pi], loss_db[pi])
         rssi = np.rint(m + rng.normal(0.0, self.cfg.fast_fading_db, len(m)))
         ok = (rssi >= self.sens[r, ki]) & (rng.random(len(m)) >= self.cfg.packet_loss)

@@ -60,11 +60,12 @@ class WindowAggregator:
     def _aggregate(self, rx: np.ndarray, w: np.ndarray) -> np.ndarray:
         if len(rx) == 0:
             return np.empty(0, WINDOW_DTYPE)
-        order = np.lexsort((rx["rssi"], rx["addr"], rx["kind"], rx["gw"], w))
-        r, w = rx[order], w[order]
+        slot = (((w - w.min()).astype(np.int64) * (len(self.clock) + 1) + rx["gw"]) * 2
+                + rx["kind"])  # window, gateway, radio in one sortable key
+        order = np.lexsort((rx["rssi"], rx["addr"], slot))
+        r, w, slot = rx[order], w[order], slot[order]
         new = np.ones(len(r), bool)
-        new[1:] = ((w[1:] != w[:-1]) | (r["gw"][1:] != r["gw"][:-1])
-                   | (r["kind"][1:] != r["kind"][:-1]) | (r["addr"][1:] != r["addr"][:-1]))
+        new[1:] = (slot[1:] != slot[:-1]) | (r["addr"][1:] != r["addr"][:-1])
         start = np.flatnonzero(new)
         n = np.diff(np.append(start, len(r)))
         gid = np.cumsum(new) - 1
