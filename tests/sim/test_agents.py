@@ -158,3 +158,30 @@ def test_positions_inside_a_visit_are_in_that_store(frames_run, positions):
                 assert z == v["zone"]
                 checked += 1
     assert checked > 100
+
+
+def test_every_planned_path_segment_avoids_walls(site):
+    """All knot-to-knot legs of every agent's whole plan (not just the simulated minute)."""
+    from firmware_sim.crowd import plan
+    from firmware_sim.walk import SiteGeometry
+
+    from .conftest import small_config
+
+    geo = SiteGeometry(site)
+    crowd = plan(geo, small_config(concurrent=200), np.random.default_rng(9))
+    same = np.ones(len(crowd.kt) - 1, bool)
+    same[crowd.offsets[1:-1] - 1] = False  # no leg from one agent to the next
+    a = np.arange(len(crowd.kt) - 1)[same & (crowd.kf[:-1] == crowd.kf[1:])]
+    walls_by_floor = _floor_geometry(site)
+    n = 0
+    for fi, fid in enumerate(geo.floor_ids):
+        m = a[crowd.kf[a] == fi]
+        xy0 = np.column_stack([crowd.kx[m], crowd.ky[m]])
+        xy1 = np.column_stack([crowd.kx[m + 1], crowd.ky[m + 1]])
+        moving = (xy0 != xy1).any(axis=1)
+        lines = shapely.linestrings(np.stack([xy0[moving], xy1[moving]], axis=1))
+        union, walls = walls_by_floor[fid]
+        assert shapely.covers(union, lines).all()
+        assert not shapely.intersects(lines, walls).any()
+        n += len(lines)
+    assert n > 20000
