@@ -31,6 +31,7 @@ class Truth:
     device_person: dict[str, str] = field(default_factory=dict)
     member: dict[str, str] = field(default_factory=dict)        # person -> member id
     addresses: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    transitions: Counter = field(default_factory=Counter)             # (from, to) -> n
 
     @classmethod
     def load(cls, folder: Path, start: float, end: float) -> "Truth":
@@ -71,28 +72,32 @@ class Truth:
 
     # -- counts --------------------------------------------------------------------------------
     def counts(self) -> dict:
-        """Visitors (shoppers who entered in the period), passers-by, capture rate."""
+        """Shoppers present in the period (analytics counts a shopper first heard inside as a
+        visitor too), those who entered in it, passers-by, capture rate."""
+        present = {p for p, r in self.role.items() if r == "shopper"}
         entered = {r["person"] for r in _rows(self.folder / "journeys.csv")
-                   if self.start <= float(r["entry"]) < self.end
-                   and self.role.get(r["person"]) == "shopper"}
+                   if self.start <= float(r["entry"]) < self.end and r["person"] in present}
         passers = {p for p, r in self.role.items() if r == "passerby"}
-        v, p = len(entered), len(passers)
-        return {"visitors": v, "passersby": p, "capture_rate": v / (v + p) if v + p else None}
+        v, p = len(present), len(passers)
+        return {"visitors": v, "entered": len(entered), "passersby": p,
+                "capture_rate": v / (v + p) if v + p else None}
 
     def stores(self) -> dict[str, dict]:
-        """Per store: visits, mean dwell (s) of visits that ended in the period, buyers."""
+        """Per store, shoppers' visits overlapping the period: visits, mean dwell (s, clipped
+        to the period, as the sensors saw it), conversion (buyers in the period / visitors)."""
         dwell: dict[str, list[float]] = defaultdict(list)
         visitors: dict[str, set] = defaultdict(set)
         for r in _rows(self.folder / "visits.csv"):
             if not r["zone"] or self.role.get(r["person"]) != "shopper":
                 continue
-            enter, leave = float(r["enter"]), float(r["exit"])
-            if self.start <= enter < self.end:
+            enter, leave = max(float(r["enter"]), self.start), min(float(r["exit"]), self.end)
+            if leave > enter:
                 dwell[r["zone"]].append(leave - enter)
                 visitors[r["zone"]].add(r["person"])
         buyers: dict[str, set] = defaultdict(set)
         for r in _rows(self.folder / "purchases.csv"):
-            buyers[r["store"]].add(r["person"])
+            if self.start <= float(r["t"]) < self.end:
+                buyers[r["store"]].add(r["person"])
         out = {}
         for z, d in dwell.items():
             b = len(buyers[z] & visitors[z])
@@ -100,25 +105,26 @@ class Truth:
                       "conversion": b / len(visitors[z]) if visitors[z] else 0.0}
         return out
 
-    def floor_transitions(self) -> Counter:
-        c: Counter = Counter()
-        for r in _rows(self.folder / "journeys.csv"):
-            if not self.start <= float(r["entry"]) < self.end:
-                continue
-            fl = [f for f in r["floors"].split(";") if f]
-            for a, b in zip(fl, fl[1:]):
-                c[(a, b)] += 1
-        return c
-
-    def positions(self, devices: set[str]) -> dict[str, dict[int, tuple[float, float, str]]]:
-        """device -> {t: (x, y, floor)} for ``devices`` (positions.csv is large: streamed)."""
+    def scan_positions(self, devices: set[str]):
+        """One pass over positions.csv (large: streamed): {device: {t: (x, y, floor)}} for
+        ``devices``, and the shoppers' floor transitions (from, to) -> count."""
         out: dict[str, dict] = defaultdict(dict)
+        shopper = {d for d, p in self.device_person.items() if self.role.get(p) == "shopper"}
+        last: dict[str, str] = {}
+        trans: Counter = Counter()
         with open(self.folder / "positions.csv", newline="") as f:
             next(f)
             for line in f:
                 t, d, x, y, fl, _z = line.rstrip("\n").split(",")
                 if d in devices:
                     out[d][int(t)] = (float(x), float(y), fl)
+                if d in shopper:
+                    prev = last.get(d)
+                    if prev != fl:
+                        if prev is not None:
+                            trans[(prev, fl)] += 1
+                        last[d] = fl
+        self.transitions = trans
         return out
 
 
@@ -156,7 +162,7 @@ def accuracy(site, kept: list, pseudo_dev: dict[str, str], truth: Truth,
     for t, gw, ids, kind, rssi in kept:
         if window is None or window[0] <= t < window[1]:
             by_t[int(round(t))].append((gw, ids, kind, rssi))
-    pos = truth.positions(set(pseudo_dev.values()))
+    pos = truth.scan_positions(set(pseudo_dev.values()))
     floor_ix = {f: i for i, f in enumerate(loc.floor_ids)}
     err2 = {"ble": [], "wifi": []}
     hits = {"ble": [], "wifi": []}

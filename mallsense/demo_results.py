@@ -26,9 +26,9 @@ def results(site, cfg, opts, out: Path, truth, influx_url: str, db: str, obs, ps
     a = analytics_figures(influx_url, db, site, cfg.start, cfg.end)
     counts = truth.counts()
     t_stores = truth.stores()
-    t_trans = {f"{x}->{y}": n for (x, y), n in truth.floor_transitions().most_common()}
     t0 = time.monotonic()
     acc = accuracy(site, obs.kept, pseudo_dev, truth)
+    t_trans = {f"{x}->{y}": n for (x, y), n in truth.transitions.most_common()}
     acc["method"] = ("observer on the broker's sightings, pseudonyms mapped with the site "
                      "secret, tracked by analytics.devices.DeviceTable (the ingest's tracker)")
     acc["seconds"] = round(time.monotonic() - t0, 1)

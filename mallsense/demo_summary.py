@@ -144,7 +144,8 @@ def summary_text(s: dict) -> str:
         f"  wall time {s['wall_s']:.0f} s; {s['pipeline']['gateways']} edge agents, "
         f"{s['pipeline']['frames']} frames, {s['pipeline']['batches']} sighting batches",
         "",
-        f"Visitors      {a['visitors']:>7}   (truth {t['visitors']}, error "
+        f"Visitors      {a['visitors']:>7}   (truth {t['visitors']} shoppers present, "
+        f"{t.get('entered', 'n/a')} entered in the period; error "
         f"{pct(s['errors']['visitor_count_rel'])})",
         f"Passers-by    {a['passersby']:>7}   (truth {t['passersby']})",
         f"Capture rate  {pct(a['capture_rate']):>7}   (truth {pct(t['capture_rate'])})",
