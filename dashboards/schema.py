@@ -44,7 +44,7 @@ VISITORS = Measurement(
 FUNNEL = Measurement("funnel", (SITE,), ("passby", "entry", "floor", "dwell", "purchase", "exit"))
 FUNNEL_STAGES = FUNNEL.fields
 # One point per store visit, at its start: the tenant report's raw material. visitor is the
-# rotating pseudonym (COUNT(DISTINCT) counts visitors); purchase and member are 0/1.
+# opaque visitor id (COUNT(DISTINCT) counts visitors); purchase and member are 0/1.
 STORE_VISIT = Measurement(
     "store_visit", (SITE, FLOOR, STORE), ("dwell_s", "purchase", "member", "visitor"))
 # Hourly buckets per store (by the hour the visit began).

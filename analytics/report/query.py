@@ -33,7 +33,7 @@ class VisitRow:
     dwell_s: float
     purchase: int     # 0/1
     member: int       # 0/1
-    visitor: str      # rotating pseudonym
+    visitor: str      # opaque visitor id (docs/metrics.md), never an address
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ScopeTotals:
     """Aggregates over a scope (one store, its floor, the mall)."""
 
     visits: int
-    visitors: int     # distinct pseudonyms (they rotate daily, so a multi-day count is an upper bound)
+    visitors: int     # distinct visitor ids (a returning person gets a new id: an upper bound)
     purchases: int
     members: int
     purchasers: int   # distinct visitors with a purchase
