@@ -35,6 +35,7 @@ class PipelineConfig:
     heat_every_s: float = 60.0
     heat_cell_m: float = 2.0
     present_s: float = 30.0           # heard within this long: counts as present (occupancy)
+    link_defer_s: float = 4.0         # wait this long before deciding an address rotation
     device: DeviceConfig = field(default_factory=DeviceConfig)
     visitor: VisitorConfig = field(default_factory=VisitorConfig)
 
@@ -70,6 +71,9 @@ class Pipeline:
         n = cfg.device.capacity
         self.slot_vid = np.full(n, None, dtype=object)
         self.rotated = np.zeros(n, bool)
+        # new slot -> (old slot, link time): a rotation link is undone if the old id speaks again
+        self._links: dict[int, tuple[int, float]] = {}
+        self._pending: dict[int, float] = {}       # born slot -> birth time, not yet linked
         self.floor_ids = self.devices.loc.floor_ids
         self.zone_ids = self.devices.zone_ids
         self._next_occ = None
@@ -132,6 +136,14 @@ class Pipeline:
         out = Output()
         for w in self.windows.close_all():
             out.extend(self._window(w))
+        if self._pending:
+            by_t: dict[float, list[int]] = {}
+            for s_, tb in self._pending.items():
+                by_t.setdefault(tb, []).append(s_)
+            self._pending.clear()
+            for tb, slots in sorted(by_t.items()):
+                self._link_born([s_ for s_ in slots if self.devices.ids[s_] is not None],
+                                self.devices.t, tb)
         tr = self.devices.close()
         self._apply(tr, self.devices.t)
         t_end = self.devices.t + 1e9
@@ -157,9 +169,34 @@ class Pipeline:
         out.points = self.metrics.take_points()
         return out
 
+    def _check_links(self, t: float) -> None:
+        """Undo rotation links whose old id was heard again: two phones, not one."""
+        dev = self.devices
+        horizon = 4 * self.cfg.visitor.rotation_gap_s
+        for new, (old, t_link) in list(self._links.items()):
+            if t - t_link > horizon or dev.ids[new] is None:
+                del self._links[new]
+                continue
+            if dev.ids[old] is not None and dev.last_t[old] > t_link:
+                del self._links[new]
+                self.rotated[old] = False
+                v = self.visitors.split_device(dev.ids[new], t)
+                if v is not None:
+                    self.slot_vid[new] = v.id
+
     def _apply(self, tr, t: float) -> None:
+        if self._links:
+            self._check_links(t)
         if tr.born:
-            self._link_born(tr.born, t)
+            for s_ in tr.born:
+                self._pending[s_] = t
+        due = [s_ for s_, tb in self._pending.items() if t - tb >= self.cfg.link_defer_s or tr.late]
+        if due:
+            by_t: dict[float, list[int]] = {}
+            for s_ in due:
+                by_t.setdefault(self._pending.pop(s_), []).append(s_)
+            for tb, slots in sorted(by_t.items()):
+                self._link_born([s_ for s_ in slots if self.devices.ids[s_] is not None], t, tb)
         fid, zid = self.floor_ids, self.zone_ids
         for s, f_from, f_to, _t, via in tr.floor_changes:
             vid = self.slot_vid[s]
@@ -180,6 +217,7 @@ class Pipeline:
         for g in tr.gone:
             vid = self.slot_vid[g.slot]
             self.slot_vid[g.slot] = None
+            self._pending.pop(g.slot, None)
             self.rotated[g.slot] = False
             if vid is None:
                 continue
@@ -196,8 +234,9 @@ class Pipeline:
                 if g.fp and g.kind == "wifi":
                     self.visitors.note_wifi_burst(vid, g.fp, g.last_t, g.last_floor, g.last_xy)
 
-    def _link_born(self, born: list[int], t: float) -> None:
+    def _link_born(self, born: list[int], t: float, t_born: float | None = None) -> None:
         dev = self.devices
+        t_born = t if t_born is None else t_born
         born_arr = np.asarray(born)
         live = np.flatnonzero(dev.ids != None)  # noqa: E711
         live = live[~np.isin(live, born_arr)]
@@ -207,7 +246,9 @@ class Pipeline:
         lv_kind = dev.kind[live]
         # Silent candidates for an address rotation: same radio, not heard in this window.
         gap = self.cfg.visitor.rotation_gap_s
-        silent = (lv_t < t) & (lv_t >= t - gap) & ~self.rotated[live]
+        # An address change: the old id fell silent shortly before the new one was born and
+        # has stayed silent since (the decision waits ``defer`` windows to see that).
+        silent = (lv_t < t_born) & (lv_t >= t_born - gap) & ~self.rotated[live]
         # Visitors being tracked right now (for Wi-Fi bursts): BLE devices heard recently.
         fresh = (lv_t >= t - 5.0) & (lv_kind == KINDS.index("ble"))
         fresh &= np.isfinite(lv_xy).all(axis=1)
@@ -231,6 +272,7 @@ class Pipeline:
                     old = live[ci[j]]
                     rot_vid = self.slot_vid[old]
                     self.rotated[old] = True
+                    self._links[s] = (int(old), t)
                     silent[ci[j]] = False
             v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp, self._member_key(dev.member[s]),
                                      live_positions=live_pos if KINDS[kind] == "wifi" else None,
@@ -240,6 +282,10 @@ class Pipeline:
                 self.journey.set_member(v.id, v.member)
             if fl >= 0:
                 self.journey.set_floor(v.id, self.floor_ids[fl])
+            if dev.inside[s]:
+                # It went inside while its link was being decided.
+                e = int(dev.entrance[s]) if t - dev.entrance_t[s] <= 120.0 else -1
+                self.journey.went_in(v.id, t, self.zone_ids[e] if e >= 0 else None)
 
     def _member_key(self, token: str | None) -> str | None:
         """The member behind a (rotating) token: its CRM id when the CRM resolves it and the

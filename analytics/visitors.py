@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class VisitorConfig:
     rotation_gap_s: float = 12.0
+    rotation_min_quiet_s: float = 3.0  # the old id unheard this long (a missed scan is shorter)
     rotation_dist_m: float = 15.0
-    burst_dist_m: float = 10.0
+    burst_dist_m: float = 6.0
     burst_chain_s: float = 150.0
     walk_speed_mps: float = 1.6
     expiry_s: float = 30.0            # after the last device is gone
@@ -169,8 +170,12 @@ class VisitorRegistry:
             v = self.visitors.get(vids[j])
             if v is None:
                 continue
+            # A visitor's phone has one fingerprint: a burst joins one that has none yet or
+            # the same; a different fingerprint nearby is somebody else.
             if fp is None or not v.fps or fp in v.fps:
                 return v
+            if fp not in v.fps:
+                continue
         return None
 
     def _fp_chain(self, t, floor, xy, fp) -> Visitor | None:
@@ -199,6 +204,24 @@ class VisitorRegistry:
             b = v.bbox
             b[0], b[1] = min(b[0], xy[0]), min(b[1], xy[1])
             b[2], b[3] = max(b[2], xy[0]), max(b[3], xy[1])
+
+    def split_device(self, device_id: str, t: float) -> Visitor | None:
+        """Move a device that was linked by mistake to a visitor of its own."""
+        vid = self.of_device.get(device_id)
+        old = self.visitors.get(vid) if vid else None
+        if old is None:
+            return None
+        old.devices.discard(device_id)
+        if device_id in old.all_devices:
+            old.all_devices.remove(device_id)
+        old.n_devices -= 1
+        self.merged -= 1
+        v = self._new(t)
+        v.devices.add(device_id)
+        v.all_devices.append(device_id)
+        v.n_devices = 1
+        self.of_device[device_id] = v.id
+        return v
 
     def note_wifi_burst(self, vid: str, fp: str | None, t: float, floor: int, xy) -> None:
         if fp is None:
