@@ -124,13 +124,20 @@ def acl_lines(site_id: str, gw_id: str) -> list[str]:
 
 def edge_config(site: Site, gw_id: str, username: str, password: str, broker_url: str,
                 secret_path: str, spool_path: str) -> dict:
+    """The edge agent's config (the layout edge.config.parse_config reads, deploy/edge.sample.toml).
+
+    ``spool_path`` is the agent's state folder (spool database and persisted seq)."""
+    from gateway.fleet import parse_url
+
     gw = site.gateway(gw_id)
+    host, port, tls, _, _ = parse_url(broker_url)
     return {
-        "site": {"id": site.id},
-        "gateway": {"id": gw.id, "radios": list(gw.radios)},
-        "mqtt": {"url": broker_url, "username": username, "password": password},
+        "gateway": {"site": site.id, "id": gw.id, "state_dir": spool_path},
         "privacy": {"secret_file": secret_path},
-        "spool": {"path": spool_path},
+        "mqtt": {"host": host, "port": port, "username": username, "password": password,
+                 "tls": tls},
+        "ble": {"enabled": "ble" in gw.radios},
+        "wifi": {"enabled": "wifi" in gw.radios},
     }
 
 

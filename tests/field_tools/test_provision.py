@@ -35,12 +35,12 @@ def test_provision_writes_config_passwd_acl_and_secret(site, tmp_path):
     assert done.username == f"{site.id}.{gw.id}"
     cfg = tomllib.loads(done.config.read_text())
     assert cfg == {
-        "site": {"id": site.id},
-        "gateway": {"id": gw.id, "radios": list(gw.radios)},
-        "mqtt": {"url": "mqtts://broker.example:8883", "username": done.username,
-                 "password": done.password},
+        "gateway": {"site": site.id, "id": gw.id, "state_dir": "/var/spool/ms"},
         "privacy": {"secret_file": "/etc/ms/site.secret"},
-        "spool": {"path": "/var/spool/ms"},
+        "mqtt": {"host": "broker.example", "port": 8883, "username": done.username,
+                 "password": done.password, "tls": True},
+        "ble": {"enabled": "ble" in gw.radios},
+        "wifi": {"enabled": "wifi" in gw.radios},
     }
     assert done.acl.read_text() == (
         f"# gateway {gw.id} of site {site.id}: publish only under its own topics\n"
