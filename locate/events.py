@@ -20,7 +20,7 @@ import numpy as np
 from .errors import InvalidParameterError
 from .zones import ZoneHysteresis
 
-__all__ = ["FLOOR_CHANGE_DTYPE", "VISIT_DTYPE", "floor_changes", "visits"]
+__all__ = ["FLOOR_CHANGE_DTYPE", "VISIT_DTYPE", "floor_changes", "drop_excursions", "visits"]
 
 FLOOR_CHANGE_DTYPE = np.dtype(
     [("device", np.int64), ("t", np.float64), ("from_floor", np.int64), ("to_floor", np.int64),
@@ -30,6 +30,55 @@ VISIT_DTYPE = np.dtype(
     [("device", np.int64), ("zone", np.int64), ("enter", np.float64), ("exit", np.float64),
      ("dwell", np.float64)]
 )
+
+
+def drop_excursions(t, floor, max_s: float = 60.0) -> np.ndarray:
+    """Remove short return trips from a floor sequence: f -> g -> f with less than ``max_s``
+    seconds on g becomes f throughout.
+
+    The HMM's minimum dwell keeps the floor from flickering window by window; a shopper
+    parked next to an escalator above the atrium can still look like a trip down and back
+    every ~20 s.  Riding one floor and straight back within a minute is rare for shoppers,
+    so such excursions are taken as errors.  Chains (f -> g -> h) are kept.
+
+    Parameters
+    ----------
+    t : (T,) float
+    floor : (T,N) int
+        Floor per window (-1 unknown; unknown windows are bridged).
+    max_s : float
+
+    Returns
+    -------
+    (T,N) int, a copy.
+
+    Examples
+    --------
+    >>> fl = np.array([[2] * 5 + [1] * 3 + [2] * 4 + [1] * 3 + [0] * 3]).T
+    >>> drop_excursions(np.arange(18.0), fl, max_s=5)[:, 0].tolist()
+    [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0]
+    """
+    t = np.asarray(t, dtype=float)
+    out = np.array(floor, dtype=int, copy=True)
+    if out.ndim != 2 or out.shape[0] != t.shape[0]:
+        raise InvalidParameterError("floor", f"must be (T,N) with T = len(t), got {out.shape}")
+    for n in range(out.shape[1]):
+        known = np.flatnonzero(out[:, n] >= 0)
+        changed = True
+        while changed and known.size:
+            changed = False
+            seq = out[known, n]
+            starts = np.r_[0, np.flatnonzero(seq[1:] != seq[:-1]) + 1]
+            ends = np.r_[starts[1:], len(seq)]
+            for r in range(1, len(starts) - 1):
+                a, b = starts[r], ends[r]
+                before, here, after = seq[starts[r - 1]], seq[a], seq[b]
+                stay = t[known[b]] - t[known[a]]
+                if before == after != here and stay < max_s:
+                    out[known[a:b], n] = before
+                    changed = True
+                    break
+    return out
 
 
 def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) -> np.ndarray:
@@ -81,39 +130,46 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) ->
     return np.array(rows, dtype=FLOOR_CHANGE_DTYPE)
 
 
-def _via(con, xy, t, k, n, f0, f1, window_s):
+def _via(con, xy, t, k, n, f0, f1, window_s, pair_m=25.0):
     """Connector of a change at step k.
 
-    Each connector id (an escalator's two landings share one) is scored by how close the
-    device stayed to its landing on the old floor before the change plus to its landing on
-    the new floor after it (median distances over ``window_s``; a polygon with floor -1, a
-    lift shaft, serves both sides).  Scoring both sides tells a lift from the escalator
-    landing next to it: only the lift is also where the device comes out.
+    Candidates are pairs of polygons (one the device leaves from, on the old floor, one it
+    arrives at, on the new floor; floor -1 serves both) that make the change in one ride and
+    belong together: the same id, or the same kind within ``pair_m`` metres (sites that draw
+    each floor's landing as its own zone).  A pair scores the device's median distance to the
+    first over ``window_s`` before the change plus to the second after it, so a lift is told
+    from the escalator landing beside it: only the lift is also where the device comes out.
+    Returns the departure polygon and its median distance.
     """
     before = (t >= t[k] - window_s) & (t < t[k])
     after = (t >= t[k]) & (t <= t[k] + window_s)
-    ids = np.asarray(con.ids, dtype=object)
+    if not con.connects:
+        return -1, np.inf
+    links = con.links(max(max(c) for c in con.connects) + 1)
+    if max(f0, f1) >= links.shape[1]:
+        return -1, np.inf
+    cs = np.flatnonzero(links[:, f0, f1])
+
+    def med(w, f, cands):
+        p = xy[w, n]
+        p = p[:, f] if p.ndim == 3 else p
+        d = con.distances(p)[:, cands]
+        d = d[np.isfinite(d).all(axis=1)]
+        return np.median(d, axis=0) if d.size else np.full(len(cands), np.inf)
+
+    dep = [c for c in cs if con.floor[c] in (-1, f0)]
+    arr = [c for c in cs if con.floor[c] in (-1, f1)]
+    if not dep or not arr:
+        return -1, np.inf
+    d0, d1 = med(before, f0, dep), med(after, f1, arr)
+    cen = np.array([p.mean(axis=0) for p in con.polygons])
     best, best_d, best_score = -1, np.inf, np.inf
-    for name in dict.fromkeys(ids.tolist()):
-        cs = [c for c in np.flatnonzero(ids == name) if f0 in con.connects[c] and f1 in con.connects[c]]
-        if not cs:
-            continue
-        score, side_best = 0.0, (cs[0], np.inf)
-        for f, w in ((f0, before), (f1, after)):
-            side = [c for c in cs if con.floor[c] in (-1, f)] or cs
-            p = xy[w, n]
-            p = p[:, f] if p.ndim == 3 else p
-            d = con.distances(p)[:, side]
-            d = d[np.isfinite(d).all(axis=1)]
-            if not d.size:
-                score = np.inf
-                break
-            med = np.median(d, axis=0)
-            score += float(med.min())
-            if med.min() < side_best[1]:
-                side_best = (side[int(med.argmin())], float(med.min()))
-        if score < best_score:
-            best_score, best, best_d = score, side_best[0], side_best[1]
+    for i, a in enumerate(dep):
+        for j, b in enumerate(arr):
+            same = con.ids[a] == con.ids[b] or (
+                con.kinds[a] == con.kinds[b] and np.hypot(*(cen[a] - cen[b])) <= pair_m)
+            if same and d0[i] + d1[j] < best_score:
+                best, best_d, best_score = int(a), float(d0[i]), float(d0[i] + d1[j])
     return best, best_d
 
 

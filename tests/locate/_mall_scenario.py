@@ -376,7 +376,7 @@ def connector_index():
 @functools.lru_cache(maxsize=8)
 def run(seed: int = 7) -> Result:
     """The offline pipeline: floors (model + HMM), fixes, RTS track, store visits."""
-    from locate.events import floor_changes, visits
+    from locate.events import drop_excursions, floor_changes, visits
     from locate.floors import FloorHMM
     from locate.track import rts_smooth
     from locate.zones import ZoneIndex
@@ -393,7 +393,7 @@ def run(seed: int = 7) -> Result:
     con = connector_index()
     allowed = con.allowed(xyf.reshape(T * N, F, 2), F).reshape(T, N, F, F)
     hmm = FloorHMM(F, dt=1.0, min_dwell_s=15.0)
-    path = hmm.viterbi(ll, allowed)
+    path = drop_excursions(tr.t, hmm.viterbi(ll, allowed), max_s=60.0)
     ff = hmm.filter(ll, allowed).argmax(-1)
     fs = hmm.smooth(ll, allowed).argmax(-1)
     ch = floor_changes(tr.t, path, xyf, con)
