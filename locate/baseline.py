@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .multilat import _check_anchors, _check_model, _check_z
+from ._checks import _check_anchors, _check_model, _check_z
 
 __all__ = ["range_ls", "weighted_centroid"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidParameterError
-from .multilat import _check_anchors, _check_model, _check_z
+from ._checks import _check_anchors, _check_model, _check_z
 from .pathloss import DB_PER_NEPER, PathLoss
 
 __all__ = ["crlb", "fisher_information"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .bounds import fisher_information
 from .errors import InvalidParameterError
-from .multilat import _check_anchors, _check_model
+from ._checks import _check_anchors, _check_model
 from .pathloss import PathLoss
 
 __all__ = ["accuracy_grid", "floor_margin_grid"]
