@@ -318,3 +318,31 @@ def test_floor_change_events_on_scenario_mall():
     print(f"floor changes: precision {precision:.3f} recall {recall:.3f} ({n_est} found, {n_true} true)")
     assert n_true > 120
     assert precision >= 0.95 and recall >= 0.95
+
+
+def test_escalators_link_neighbouring_floors_lifts_all():
+    sq = scn.rect(0, 0, 2, 2)
+    con = Connectors([sq, sq], [(0, 1, 2, 3), (3, 1, 0)], kinds=["escalator", "lift"])
+    lk = con.links(4)
+    assert lk[0, 0, 1] and lk[0, 1, 0] and lk[0, 2, 3] and not lk[0, 0, 2] and not lk[0, 1, 3]
+    assert lk[1, 0, 3] and lk[1, 3, 1] and not lk[1, 0, 2] and not lk[1].diagonal().any()
+    a = con.allowed(np.array([[1.0, 1.0]]), 4)[0]
+    assert a[0, 3] and a[0, 1] and not a[0, 2]
+
+
+def test_drop_excursions():
+    from locate.events import drop_excursions
+
+    t = np.arange(200.0)
+    fl = np.full((200, 3), 2)
+    fl[50:70, 0] = 1  # 20 s down and back: an excursion
+    fl[50:150, 1] = 1  # 100 s down and back: a real trip
+    fl[50:70, 2] = 1  # 2 -> 1 -> 0: a chain, kept
+    fl[70:, 2] = 0
+    fl[100:101, 2] = -1  # unknown window, bridged
+    out = drop_excursions(t, fl, max_s=60)
+    assert np.all(out[:, 0] == 2)
+    assert np.array_equal(out[:, 1], fl[:, 1]) and np.array_equal(out[:, 2], fl[:, 2])
+    assert fl[60, 0] == 1  # the input is not modified
+    with pytest.raises(InvalidParameterError):
+        drop_excursions(t[:5], fl)
