@@ -36,8 +36,8 @@ def _check_z(z, n) -> np.ndarray:
         raise InvalidParameterError("z", f"must be a scalar or shape ({n},), got {zz.shape}")
     if not np.all(np.isfinite(zz)):
         raise InvalidParameterError("z", "must be finite")
-    if np.any(zz < 0):
-        raise InvalidParameterError("z", "must be >= 0 (height in the site frame, metres)")
+    # z is a coordinate of the site frame, not a height above ground: floors below street level
+    # (a metro level at -5 m) have negative z.
     return zz
 
 

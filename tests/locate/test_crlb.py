@@ -78,7 +78,7 @@ def test_fisher_is_symmetric_positive_semidefinite():
     (dict(xy=np.zeros((3, 3))), "xy"),
     (dict(heard=np.ones((3, 6))), "heard"),
     (dict(heard=np.ones((2, 6), bool)), "heard"),
-    (dict(z=-0.5), "z"),
+    (dict(z=np.nan), "z"),
     (dict(model=PathLoss(-59.0, np.full(4, 2.5), 6.0)), "model.exponent"),
 ])
 def test_bad_input_names_the_parameter(kw, name):

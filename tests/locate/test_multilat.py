@@ -277,7 +277,7 @@ BAD = [
     (dict(rssi_dbm=np.full((2, 4), np.inf)), "rssi_dbm"),
     (dict(model=PathLoss(np.full(5, -59.0), 2.5, 6.0)), "model.p0_dbm"),
     (dict(model="pathloss"), "model"),
-    (dict(z=-1.0), "z"),
+    (dict(z=np.inf), "z"),
     (dict(z=np.ones(7)), "z"),
     (dict(bounds=(0, 0, -1, 5)), "bounds"),
     (dict(loss="l1"), "loss"),
@@ -358,3 +358,20 @@ def test_baselines_handle_missing_and_top():
     assert np.isfinite(wc[1]).all() and wc[1, 1] < 5.0  # pulled to the louder anchor at y = 0
     top1 = weighted_centroid(anchors, rssi, model, top=1)
     np.testing.assert_allclose(top1[2], [0.0, 0.0])
+
+
+def test_basement_floor_below_street_level():
+    """A metro level at -5 m: anchors and devices with negative z locate like any other floor."""
+    rng = np.random.default_rng(11)
+    gx, gy = np.meshgrid(np.linspace(5, 75, 4), np.linspace(5, 45, 4))
+    anchors = np.c_[gx.ravel(), gy.ravel(), np.full(16, -1.5)]
+    xy = rng.uniform([0, 0], [80, 50], (500, 2))
+    model = PathLoss(-59.0, 2.5, 3.0)
+    d = np.sqrt(((xy[:, None, :] - anchors[None, :, :2]) ** 2).sum(-1) + (-3.8 + 1.5) ** 2)
+    rssi = model.p0_dbm - 25.0 * np.log10(d) + rng.normal(0, 3.0, d.shape)
+    fix = multilaterate(anchors, rssi, model, z=-3.8)
+    assert fix.ok.all()
+    err = np.sqrt(((fix.xy - xy) ** 2).sum(1))
+    rmse = float(np.sqrt(np.mean(err ** 2)))
+    bound = float(np.sqrt(np.mean(crlb(anchors, xy, model, z=-3.8) ** 2)))
+    assert rmse < 1.3 * bound
