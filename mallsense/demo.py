@@ -47,6 +47,7 @@ class DemoOptions:
     revoke_members: int = 3          # members revoking consent half way through
     progress: bool = True
     capture_mqtt: Path | None = None  # write every MQTT message seen on '#' here
+    sim_dir: Path | None = None      # keep the pcaps and the full truth here (raw addresses!)
 
 
 def register(subparsers) -> None:
@@ -153,7 +154,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
         # 1. the simulated afternoon (pcaps and truth stay in the temporary folder: raw addresses)
         log.info("simulating %s .. %s", _iso(cfg.start), _iso(cfg.end))
         t = time.monotonic()
-        res = simulate(site, cfg, tmp / "sim", progress=opts.progress)
+        res = simulate(site, cfg, opts.sim_dir or tmp / "sim", progress=opts.progress)
         sim_s = time.monotonic() - t
         log.info("simulation: %d agents, %d frames in %.1f s", res.world.crowd.n, res.packets,
                  sim_s)
@@ -292,7 +293,7 @@ def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
         async def main():
             conductor = Conductor(cfg.start, opts.step_s, [g.id for g in site.gateways])
             agents = make_agents(site, plan, res.captures, host, port, state,
-                                 res.member_uuid, conductor)
+                                 res.member_uuid, conductor, res.beacon_ids)
             codes = await replay(agents, conductor, till, obs, counter.get, cfg.end,
                                  max_backlog=50 * 600, bar=bar)
             return agents, codes

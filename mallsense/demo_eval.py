@@ -31,6 +31,7 @@ class Truth:
     device_person: dict[str, str] = field(default_factory=dict)
     member: dict[str, str] = field(default_factory=dict)        # person -> member id
     addresses: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    beacons: set = field(default_factory=set)                          # persons: registered
     transitions: Counter = field(default_factory=Counter)             # (from, to) -> n
 
     @classmethod
@@ -41,6 +42,8 @@ class Truth:
             tr.device_person[r["devices"]] = r["person"]
             if r["member"]:
                 tr.member[r["person"]] = r["member"]
+        for r in _rows(folder / "beacons.csv"):
+            tr.beacons.add(tr.device_person.get(r["device"], ""))
         for r in _rows(folder / "addresses.csv"):
             tr.addresses.append((r["device"], r["kind"], r["address"], float(r["from"]),
                                  float(r["to"])))
@@ -78,9 +81,12 @@ class Truth:
         entered = {r["person"] for r in _rows(self.folder / "journeys.csv")
                    if self.start <= float(r["entry"]) < self.end and r["person"] in present}
         passers = {p for p, r in self.role.items() if r == "passerby"}
+        staff = sum(1 for r in self.role.values() if r == "staff")
+        fixed = sum(1 for p, r in self.role.items() if r == "fixed" and p not in self.beacons)
         v, p = len(present), len(passers)
         return {"visitors": v, "entered": len(entered), "passersby": p,
-                "capture_rate": v / (v + p) if v + p else None}
+                "capture_rate": v / (v + p) if v + p else None,
+                "staff": staff, "fixed_unregistered": fixed}
 
     def stores(self) -> dict[str, dict]:
         """Per store, shoppers' visits overlapping the period: visits, mean dwell (s, clipped

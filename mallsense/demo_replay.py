@@ -179,7 +179,7 @@ class PosTill:
 
 
 def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Path,
-                member_uuid: str, conductor: Conductor) -> list[Agent]:
+                member_uuid: str, conductor: Conductor, beacons=()) -> list[Agent]:
     agents = []
     for g in site.gateways:
         paths = [p for (gid, _r), p in sorted(captures.items()) if gid == g.id]
@@ -190,7 +190,9 @@ def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Pat
         cfg = parse_config({
             "gateway": {"site": site.id, "id": g.id, "state_dir": str(state_dir),
                         "status_interval_s": 10.0, "grace_s": 1.0, "drain_timeout_s": 60.0},
-            "privacy": {"secret_file": str(plan.site_secret), "member_uuid": member_uuid},
+            # The mall's own reference beacons are registered: ingest never counts them.
+            "privacy": {"secret_file": str(plan.site_secret), "member_uuid": member_uuid,
+                        "beacons": list(beacons)},
             "mqtt": mqtt_cfg,
             "replay": {"files": [str(p) for p in paths]},
         }, f"<demo {g.id}>")

@@ -45,6 +45,11 @@ def results(site, cfg, opts, out: Path, truth, influx_url: str, db: str, obs, ps
         "analytics": a,
         "truth": {**counts, "stores": t_stores, "floor_transitions": t_trans},
         "errors": {"visitor_count_rel": _rel(a["visitors"], counts["visitors"]),
+                   # Staff and fixed devices are excluded only after 4 h / 30 min of presence
+                   # (analytics VisitorConfig): in a short afternoon they still count.
+                   "visitor_count_rel_incl_staff_fixed": _rel(
+                       a["visitors"] + a["excluded"],
+                       counts["visitors"] + counts["staff"] + counts["fixed_unregistered"]),
                    "passersby_rel": _rel(a["passersby"], counts["passersby"])},
         "accuracy": acc,
         "pipeline": pipeline,

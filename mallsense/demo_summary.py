@@ -85,19 +85,26 @@ def heatmaps(url: str, db: str, site, start: float, end: float, folder: Path,
     import matplotlib.pyplot as plt
     from matplotlib.patches import Polygon
 
+    from dashboards import schema
+
     folder.mkdir(parents=True, exist_ok=True)
     w = _w(site.id, start, end)
+    heat_name = schema.HEAT.name
     paths = []
     for fl in site.floors:
         o = np.asarray(fl.outline, float)
         x0, y0, x1, y1 = o[:, 0].min(), o[:, 1].min(), o[:, 0].max(), o[:, 1].max()
         nx, ny = int(np.ceil((x1 - x0) / cell_m)) + 1, int(np.ceil((y1 - y0) / cell_m)) + 1
         grid = np.zeros((ny, nx))
-        for s in influxql(url, db, f'SELECT sum("visitor_s") FROM "heat" {w} AND '
-                                   f'"floor" = \'{fl.id}\' GROUP BY "cx", "cy"'):
-            ix, iy = int(s["tags"]["cx"]), int(s["tags"]["cy"])
+        # One row per cell whatever its tags are called; x_m/y_m place it (docs/metrics.md).
+        for ser in influxql(url, db, f'SELECT sum("visitor_s"), mean("x_m"), mean("y_m") FROM '
+                                     f'"{heat_name}" {w} AND "floor" = \'{fl.id}\' GROUP BY *'):
+            _t, n, x, y = ser["values"][0]
+            if n is None or x is None or y is None:
+                continue
+            ix, iy = int((x - x0) // cell_m), int((y - y0) // cell_m)
             if 0 <= ix < nx and 0 <= iy < ny:
-                grid[iy, ix] += s["values"][0][1] or 0
+                grid[iy, ix] += n
         fig, ax = plt.subplots(figsize=(10, 10 * (y1 - y0 + 10) / (x1 - x0 + 10)), dpi=100)
         hours = grid / 3600.0
         masked = np.ma.masked_where(hours <= 0, hours)
@@ -149,7 +156,9 @@ def summary_text(s: dict) -> str:
         f"{pct(s['errors']['visitor_count_rel'])})",
         f"Passers-by    {a['passersby']:>7}   (truth {t['passersby']})",
         f"Capture rate  {pct(a['capture_rate']):>7}   (truth {pct(t['capture_rate'])})",
-        f"Members       {a['members']:>7}   staff/fixed excluded {a['excluded']}",
+        f"Members       {a['members']:>7}   staff/fixed excluded {a['excluded']} (truth present: "
+        f"{t.get('staff')} staff, {t.get('fixed_unregistered')} fixed devices; excluded only "
+        f"after 4 h / 30 min of presence)",
         "",
         "Top stores by mean dwell:",
     ]
@@ -174,8 +183,9 @@ def summary_text(s: dict) -> str:
         f" m, Wi-Fi {num(acc.get('position_rmse_m_wifi'))} m)",
         f"  floor hit-rate  {pct(acc.get('floor_hit_rate'))}  (BLE "
         f"{pct(acc.get('floor_hit_rate_ble'))}, Wi-Fi {pct(acc.get('floor_hit_rate_wifi'))})",
-        f"  visitor count error {pct(s['errors']['visitor_count_rel'])}, passers-by "
-        f"{pct(s['errors']['passersby_rel'])}",
+        f"  visitor count error {pct(s['errors']['visitor_count_rel'])} vs shoppers, "
+        f"{pct(s['errors']['visitor_count_rel_incl_staff_fixed'])} vs shoppers + staff + fixed "
+        f"devices; passers-by {pct(s['errors']['passersby_rel'])}",
     ]
     if s.get("notes"):
         lines += ["", "Notes:"] + [f"  - {n}" for n in s["notes"]]
