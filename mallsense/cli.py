@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.calibrate_cli",
     "edge.cli",
     "firmware_sim.cli",
+    "mallsense.demo",
 )
 
 
