@@ -35,6 +35,7 @@ class DeviceConfig:
     floor_min_dwell_s: float = 30.0
     floor_p_change: float = 0.02  # per window, next to an escalator or lift
     floor_commit_p: float = 0.95  # a new floor is committed at this posterior probability
+    floor_settle_windows: int = 20  # before that, a change is the first guess corrected
     zone_t_enter_s: float = 30.0
     zone_t_exit_s: float = 120.0
     inside_tau_s: float = 10.0     # smoothing of the inside indicator
@@ -292,7 +293,8 @@ class DeviceTable:
         keep = (cur >= 0) & (post[np.arange(len(s)), newf] < cfg.floor_commit_p)
         newf = np.where(keep, cur, newf)
         changed = (cur >= 0) & (newf != cur)
-        for j in np.flatnonzero(changed).tolist():
+        settled = self.windows[s] > cfg.floor_settle_windows
+        for j in np.flatnonzero(changed & settled).tolist():
             sj = int(s[j])
             via = int(self.via[sj]) if t - self.via_t[sj] <= 90.0 else -1
             if via < 0:

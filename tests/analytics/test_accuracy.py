@@ -4,7 +4,7 @@ A simulated afternoon (window level) with >= 2,000 visitors goes through the pur
 `accuracy.score` compares visitors, passers-by, capture rate, entries per entrance, store
 visits >= 3 min, median dwell and conversion per store, floor transitions and the exclusion of
 staff and fixed devices with the truth CSVs. Thresholds are the issue's; they are never relaxed.
-Duration: MALLSENSE_ACCURACY_S (default 7200 s) at MALLSENSE_ACCURACY_RATE shoppers per hour.
+Duration: MALLSENSE_ACCURACY_S (default 3600 s) at MALLSENSE_ACCURACY_RATE shoppers per hour.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def scored(tmp_path_factory):
     limit_blas_threads(1)
     site = load_site(sample_site_path())
     out_dir = tmp_path_factory.mktemp("accuracy")
-    dur = int(os.environ.get("MALLSENSE_ACCURACY_S", "7200"))
-    rate = float(os.environ.get("MALLSENSE_ACCURACY_RATE", "900"))
+    dur = int(os.environ.get("MALLSENSE_ACCURACY_S", "3600"))
+    rate = float(os.environ.get("MALLSENSE_ACCURACY_RATE", "1600"))
     res, cfg = run_sim(site, out_dir, seed=11, start="2026-11-21T13:00", duration_s=dur,
                        shoppers_per_hour=rate)
     _, out = run_pipeline(site, res, out_dir / "truth")
