@@ -81,7 +81,8 @@ def drop_excursions(t, floor, max_s: float = 60.0) -> np.ndarray:
     return out
 
 
-def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) -> np.ndarray:
+def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0,
+                  pair_m: float = 5.0) -> np.ndarray:
     """Floor changes in a per-window floor sequence (e.g. :meth:`FloorHMM.viterbi`).
 
     Parameters
@@ -95,6 +96,9 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) ->
     connectors : locate.floors.Connectors, optional
     window_s : float
         Positions within this many seconds of the change are searched for the connector.
+    pair_m : float
+        Landings of different ids on the two floors count as one connector when they are of
+        the same kind and their centroids are this close (stacked landings drawn per floor).
 
     Returns
     -------
@@ -125,18 +129,18 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0) ->
             f0, f1 = int(seq[j - 1]), int(seq[j])
             via, dist = -1, np.inf
             if xy is not None and connectors is not None:
-                via, dist = _via(connectors, np.asarray(xy), t, k, n, f0, f1, window_s)
+                via, dist = _via(connectors, np.asarray(xy), t, k, n, f0, f1, window_s, pair_m)
             rows.append((n, t[k], f0, f1, via, dist))
     return np.array(rows, dtype=FLOOR_CHANGE_DTYPE)
 
 
-def _via(con, xy, t, k, n, f0, f1, window_s, pair_m=25.0):
+def _via(con, xy, t, k, n, f0, f1, window_s, pair_m):
     """Connector of a change at step k.
 
     Candidates are pairs of polygons (one the device leaves from, on the old floor, one it
     arrives at, on the new floor; floor -1 serves both) that make the change in one ride and
     belong together: the same id, or the same kind within ``pair_m`` metres (sites that draw
-    each floor's landing as its own zone).  A pair scores the device's median distance to the
+    each floor's landing of a stacked escalator or lift as its own zone).  A pair scores the device's median distance to the
     first over ``window_s`` before the change plus to the second after it, so a lift is told
     from the escalator landing beside it: only the lift is also where the device comes out.
     Returns the departure polygon and its median distance.

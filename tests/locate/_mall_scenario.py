@@ -396,10 +396,10 @@ def run(seed: int = 7) -> Result:
     path = drop_excursions(tr.t, hmm.viterbi(ll, allowed), max_s=60.0)
     ff = hmm.filter(ll, allowed).argmax(-1)
     fs = hmm.smooth(ll, allowed).argmax(-1)
-    ch = floor_changes(tr.t, path, xyf, con)
     fix = np.take_along_axis(xyf, path[..., None, None], axis=2)[:, :, 0]
     cov = np.take_along_axis(covf, path[..., None, None, None], axis=2)[:, :, 0]
     trk = rts_smooth(tr.t, fix, cov)
+    ch = floor_changes(tr.t, path, trk.x[..., :2], con)
     sp, sf, sid = stores()
     zi = ZoneIndex(sp, sf, sid)
     est = zi.assign(trk.x[..., :2].reshape(-1, 2), path.reshape(-1)).reshape(T, N)

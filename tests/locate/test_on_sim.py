@@ -20,6 +20,7 @@ from gateway.site import load_site, sample_site_path
 from locate import PathLoss
 from locate.events import drop_excursions, floor_changes
 from locate.floors import Connectors, FloorHMM, FloorModel
+from locate.track import rts_smooth
 
 DURATION = 900
 EDGE_S = 15.0  # changes this close to either end of the data cannot be confirmed
@@ -94,7 +95,14 @@ def pipeline(sim):
     hmm = FloorHMM(F, dt=1.0, min_dwell_s=15.0)
     path = drop_excursions(np.arange(T, dtype=float), hmm.viterbi(ll, allowed), max_s=60.0)
     filt = hmm.filter(ll, allowed).argmax(-1)
-    ev = floor_changes(np.arange(T, dtype=float), path, xyf, con)
+    # The connector is named from the smoothed track on the chosen floors: single BLE
+    # windows (a third of the seconds, a few gateways each) cannot tell the west escalator
+    # from the east one 16 m away across the atrium.
+    covf = lk.cov.reshape(T, N, F, 2, 2)
+    fix = np.take_along_axis(xyf, path[..., None, None], axis=2)[:, :, 0]
+    cov = np.take_along_axis(covf, path[..., None, None, None], axis=2)[:, :, 0]
+    track = rts_smooth(np.arange(T, dtype=float), fix, cov)
+    ev = floor_changes(np.arange(T, dtype=float), path, track.x[..., :2], con)
     return dict(ll=ll, path=path, filt=filt, events=ev, con=con, heard=lk.n_heard.reshape(T, N) > 0)
 
 
