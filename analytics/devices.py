@@ -29,7 +29,7 @@ OUT, DOOR, IN = 0, 1, 2
 
 @dataclass
 class DeviceConfig:
-    capacity: int = 16384         # simultaneous devices (slots)
+    capacity: int = 8192          # simultaneous devices (slots)
     expiry_s: float = 90.0        # a device not heard for this long is gone
     floor_temp_db: float = 8.0    # evidence dB per nat of floor log-likelihood
     floor_min_dwell_s: float = 30.0
@@ -89,6 +89,7 @@ class DeviceTable:
         self.slot_of: dict[str, int] = {}
         self._free = list(range(n - 1, -1, -1))
         self.ids = np.full(n, None, dtype=object)
+        self.live = np.zeros(n, bool)           # slot in use (cheaper than ids != None)
         self.kind = np.zeros(n, np.uint8)
         self.first_t = np.full(n, np.nan)
         self.last_t = np.full(n, np.nan)
@@ -173,6 +174,7 @@ class DeviceTable:
 
     def _init_slot(self, s: int, key: str, wm: WindowMatrix, i: int) -> None:
         self.ids[s] = key
+        self.live[s] = True
         self.kind[s] = wm.kind[i]
         self.first_t[s] = wm.t
         self.last_t[s] = wm.t
@@ -220,10 +222,11 @@ class DeviceTable:
         tr.gone.append(self.summary(s))
         del self.slot_of[self.ids[s]]
         self.ids[s] = None
+        self.live[s] = False
         self._free.append(s)
 
     def _evict_oldest(self, tr: Transitions) -> None:
-        live = np.flatnonzero(self.ids != None)  # noqa: E711
+        live = np.flatnonzero(self.live)
         s = int(live[np.argmin(self.last_t[live])])
         log.warning("device table full (%d slots): evicting %s early", self.cfg.capacity, self.ids[s])
         self._close_zone(np.array([s]), tr)
@@ -412,7 +415,7 @@ class DeviceTable:
         return np.where(np.isfinite(d[np.arange(len(xy)), best]), self.entr_idx[best], -1)
 
     def _expire(self, t: float, late: bool, tr: Transitions) -> None:
-        live = self.ids != None  # noqa: E711
+        live = self.live
         horizon = self.cfg.expiry_s
         stale = live & ~self.late_born & (self.last_t < self.t - horizon)
         # Devices of a replayed spool live on the replay's clock; once the replay has been
@@ -430,7 +433,7 @@ class DeviceTable:
     def close(self) -> Transitions:
         """End of data: every device is gone, every open visit closed at its last observation."""
         tr = Transitions(self.t)
-        slots = np.flatnonzero(self.ids != None)  # noqa: E711
+        slots = np.flatnonzero(self.live)
         self._close_zone(slots, tr)
         for sj in slots.tolist():
             self._release(sj, tr)

@@ -36,6 +36,7 @@ class PipelineConfig:
     heat_cell_m: float = 2.0
     present_s: float = 30.0           # heard within this long: counts as present (occupancy)
     link_defer_s: float = 4.0         # wait this long before deciding an address rotation
+    housekeeping_s: float = 5.0       # visitor expiry / pending zone exits checked this often
     device: DeviceConfig = field(default_factory=DeviceConfig)
     visitor: VisitorConfig = field(default_factory=VisitorConfig)
 
@@ -77,6 +78,7 @@ class Pipeline:
         self.floor_ids = self.devices.loc.floor_ids
         self.zone_ids = self.devices.zone_ids
         self._next_occ = None
+        self._next_house = float("-inf")
         self._heat_t = None
         self._heat = {}
         self.seen_before: dict[str, float] = {}     # member / stable id -> last visit end
@@ -161,9 +163,12 @@ class Pipeline:
         self._apply(tr, w.t)
         out = Output()
         if not w.late:
-            for v in self.visitors.expire(w.t):
-                out.visits.append(self._finish(v))
-            self.journey.tick(w.t)
+            if w.t >= self._next_house:
+                # Visitor expiry and zone-exit publication need second, not window, precision.
+                self._next_house = w.t + self.cfg.housekeeping_s
+                for v in self.visitors.expire(w.t):
+                    out.visits.append(self._finish(v))
+                self.journey.tick(w.t)
             self._snapshots(w.t)
         out.events = self.journey.take_events()
         out.points = self.metrics.take_points()
@@ -238,7 +243,7 @@ class Pipeline:
         dev = self.devices
         t_born = t if t_born is None else t_born
         born_arr = np.asarray(born)
-        live = np.flatnonzero(dev.ids != None)  # noqa: E711
+        live = np.flatnonzero(dev.live)
         live = live[~np.isin(live, born_arr)]
         lv_t = dev.last_t[live]
         lv_xy = dev.kf.x[live, :2]
@@ -334,7 +339,7 @@ class Pipeline:
             self._heat_t = t - (t % cfg.heat_every_s)
         if self._next_occ is None:
             self._next_occ = t - (t % cfg.occupancy_every_s)
-        heard = np.flatnonzero((dev.ids != None) & (dev.last_t == t))  # noqa: E711
+        heard = np.flatnonzero(dev.live & (dev.last_t == t))
         vids = self.slot_vid[heard]
         self._accumulate_heat(heard, vids)
         if t >= self._next_occ:
@@ -370,7 +375,7 @@ class Pipeline:
 
     def _occupancy(self, t: float) -> None:
         dev = self.devices
-        live = np.flatnonzero((dev.ids != None) & (dev.last_t >= t - self.cfg.present_s))  # noqa: E711
+        live = np.flatnonzero(dev.live & (dev.last_t >= t - self.cfg.present_s))
         floors = {f: set() for f in self.floor_ids}
         zones: dict[str, set] = {}
         for s in live.tolist():
