@@ -230,11 +230,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
                          "MQTT client per gateway (no edge agents)")
         replay_s = time.monotonic() - t
         # 6. let ingest finish what the broker holds, then stop it (it flushes everything)
-        deadline = time.monotonic() + 600
-        while counter.get(0.0) < obs.n_batches and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ingest exited with {proc.returncode} (logs/ingest.log)")
-            time.sleep(0.5)
+        _wait_for_ingest(proc, counter, obs.n_batches, opts.progress)
         _stop_process(proc, 300.0)
         if proc.returncode not in (0, -15):
             raise RuntimeError(f"ingest ended with {proc.returncode} (logs/ingest.log)")
@@ -267,6 +263,28 @@ class _IngestCounter:
                 log.debug("ingest counter: %s", exc)
             self._t = time.monotonic()
         return self._n
+
+
+def _wait_for_ingest(proc, counter, total: int, progress: bool, timeout_s: float = 3600) -> None:
+    """Until ingest has processed every sighting batch the broker carried."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit="batch", desc="ingest (catching up)")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (done := counter.get(0.0)) < total:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ingest exited with {proc.returncode} (logs/ingest.log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest still behind after {timeout_s:.0f} s ({done}/{total})")
+            if bar is not None:
+                bar.n = done
+                bar.refresh()
+            time.sleep(1.0)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _stop_process(proc: subprocess.Popen, timeout_s: float) -> None:

@@ -217,7 +217,8 @@ async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, obser
     stopping = {"by": None}
 
     def stop_all(sig=None):
-        stopping["by"] = sig
+        if sig is not None:
+            stopping["by"] = sig
         conductor.stop()
         for a in agents:
             a.request_stop()
@@ -226,7 +227,8 @@ async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, obser
         till.publish_until(t)
         if bar is not None:
             bar.n = int(min(t, t_end) - bar.start_t)
-            bar.set_postfix_str(f"published {observer.n_batches} batches")
+            bar.set_postfix_str(f"batches published {observer.n_batches}, ingested "
+                                f"{ingest_batches()}")
             bar.refresh()
         # Hold back while ingest is too far behind (the broker would queue it all in memory).
         while not conductor.stopped and observer.n_batches - ingest_batches() > max_backlog:
