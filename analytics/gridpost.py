@@ -90,15 +90,20 @@ class GridPosterior:
         rM = rs2 @ tb["M"]                       # sum h r M / s^2
         hM = hf @ tb["Ms2"]                      # sum h M/s^2
         hM2 = hf @ tb["M2s2"]                    # sum h M^2/s^2
-        base = A[:, None] - 2 * rM + hM2         # sum h (r - M)^2 / s^2
-        lin = Rr[:, None] - hM                   # sum h (r - M) / s^2
-        # Offset profiled out with its Gaussian prior (mean mu_o, precision inv_o2):
-        # min_o sum h (r - M - o)^2/s^2 + (o - mu_o)^2 inv_o2.
-        lin += self.mu_o * self.inv_o2
-        ll = -0.5 * (base + self.mu_o**2 * self.inv_o2 - lin**2 / E[:, None]) + (1.0 - hf) @ tb["cens"]
-        ll *= self.temper
+        # ll = -0.5 (sum h (r-M)^2/s^2 + mu_o^2/s_o^2 - lin^2/E) + censored, built in place.
+        lin = hM
+        np.subtract(Rr[:, None] + self.mu_o * self.inv_o2, lin, out=lin)   # sum h (r-M)/s^2 + prior
+        np.square(lin, out=lin)
+        lin /= E[:, None]
+        ll = rM
+        ll *= 2.0
+        np.subtract(hM2, ll, out=ll)
+        ll += (A + self.mu_o**2 * self.inv_o2)[:, None]
+        ll -= lin
+        ll *= -0.5 * self.temper
+        ll += ((1.0 - hf) @ tb["cens"]) * self.temper
         ll -= ll.max(axis=1, keepdims=True)
-        w = np.exp(ll)
+        w = np.exp(ll, out=ll)
         w /= w.sum(axis=1, keepdims=True)
         mu = w @ tb["g"]
         m2 = w @ tb["gg"]

@@ -204,14 +204,17 @@ def score(out: Output, tdir: Path, cfg) -> dict:
     m["dwell"], m["conversion"] = dwell, conv
     # Floor transitions F1 over (person, from, to) multisets.
     tt = Counter()
+    complete = set()
     for j in jour:
         if t0 <= float(j["entry"]) and float(j["exit"]) < t1:
+            complete.add(j["person"])
             fl = j["floors"].split(";")
             for a, b in zip(fl, fl[1:]):
                 tt[(j["person"], a, b)] += 1
     ot = Counter()
     for r, p in zip(recs, rec_person):
-        if r.excluded or not r.entered:
+        # The same population on both sides: people whose whole journey lies in the run.
+        if r.excluded or not r.entered or p not in complete:
             continue
         for (_, a, b, _v) in r.floor_changes:
             ot[(p, a, b)] += 1
