@@ -20,7 +20,7 @@ import numpy as np
 from .errors import InvalidParameterError
 from .zones import ZoneHysteresis
 
-__all__ = ["FLOOR_CHANGE_DTYPE", "VISIT_DTYPE", "floor_changes", "drop_excursions", "visits"]
+__all__ = ["FLOOR_CHANGE_DTYPE", "VISIT_DTYPE", "drop_excursions", "floor_changes", "visits"]
 
 FLOOR_CHANGE_DTYPE = np.dtype(
     [("device", np.int64), ("t", np.float64), ("from_floor", np.int64), ("to_floor", np.int64),
@@ -117,7 +117,7 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0,
     fl = np.asarray(floor, dtype=int)
     if fl.ndim != 2 or fl.shape[0] != t.shape[0]:
         raise InvalidParameterError("floor", f"must be (T,N) with T = len(t), got {fl.shape}")
-    T, N = fl.shape
+    N = fl.shape[1]
     rows = []
     for n in range(N):
         known = np.flatnonzero(fl[:, n] >= 0)

@@ -17,8 +17,9 @@ flicker.  Online filtering, forward-backward and Viterbi are batched over device
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import pairwise
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
@@ -26,7 +27,7 @@ from scipy.special import log_ndtr, logsumexp
 from .errors import InvalidParameterError
 from .zones import _as_polygon, distance_to_polygon, points_in_polygon
 
-__all__ = ["FloorModel", "FloorLikelihood", "Connectors", "FloorHMM"]
+__all__ = ["Connectors", "FloorHMM", "FloorLikelihood", "FloorModel"]
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 _CHUNK = 2048
@@ -396,7 +397,7 @@ class Connectors:
             pairs = (
                 [(f, g) for f in fl for g in fl if f != g]
                 if self.kinds[c] == "lift"
-                else [(a, b) for a, b in zip(fl, fl[1:])] + [(b, a) for a, b in zip(fl, fl[1:])]
+                else [*pairwise(fl)] + [(b, a) for a, b in pairwise(fl)]
             )
             for f, g in pairs:
                 links[c, f, g] = True

@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 
-__all__ = ["KalmanTracker", "TrackStatus", "SmoothResult", "rts_smooth", "cv_matrices"]
+__all__ = ["KalmanTracker", "SmoothResult", "TrackStatus", "cv_matrices", "rts_smooth"]
 
 H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
 # chi-square 2 dof, 99.9 %: a fix further than this from the prediction is an outlier.
@@ -153,7 +153,7 @@ class KalmanTracker:
         free (the table is full: expire stale tracks first).  A new slot starts inactive.
         """
         out = np.full(len(ids), -1, dtype=int)
-        free = iter(np.flatnonzero(self.ids == None).tolist())  # noqa: E711 (object array)
+        free = iter(np.flatnonzero(self.ids == None).tolist())
         for i, key in enumerate(ids):
             s = self._slot.get(key)
             if s is None and create:
@@ -175,7 +175,7 @@ class KalmanTracker:
 
     def expire(self, now: float) -> list:
         """Free slots whose last fix is older than ``expiry_s``; returns the expired ids."""
-        stale = (self.ids != None) & ~(now - np.nan_to_num(self.t_fix, nan=-np.inf) < self.expiry_s)  # noqa: E711
+        stale = (self.ids != None) & ~(now - np.nan_to_num(self.t_fix, nan=-np.inf) < self.expiry_s)
         keys = self.ids[stale].tolist()
         self.remove(keys)
         return keys

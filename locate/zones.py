@@ -18,20 +18,20 @@ array([ 0,  1, -1, -1])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from .errors import InvalidParameterError
 
 __all__ = [
-    "points_in_polygon",
-    "distance_to_polygon",
-    "ZoneIndex",
-    "ZoneHysteresis",
-    "ZoneStep",
     "KIND_PRECEDENCE",
+    "ZoneHysteresis",
+    "ZoneIndex",
+    "ZoneStep",
+    "distance_to_polygon",
+    "points_in_polygon",
 ]
 
 # Lower value wins an overlap.  Stores first: a shopper standing in a door is counted for the

@@ -17,7 +17,7 @@ from locate.track import KalmanTracker
 from locate.zones import ZoneIndex, points_in_polygon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "locate"))
-import _mall_scenario as scn  # noqa: E402
+import _mall_scenario as scn
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_bench_floor_hmm_step_100k(benchmark):
     alpha = hmm.start(n)
     ll = rng.normal(0, 3, (n, F))
     allowed = rng.uniform(size=(n, F, F)) < 0.1
-    a, p = benchmark(hmm.step, alpha, ll, allowed)
+    _, p = benchmark(hmm.step, alpha, ll, allowed)
     np.testing.assert_allclose(p.sum(1), 1.0)
 
 

@@ -17,7 +17,7 @@ from locate.events import FLOOR_CHANGE_DTYPE, floor_changes
 from locate.floors import Connectors, FloorHMM, FloorModel
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _mall_scenario as scn  # noqa: E402
+import _mall_scenario as scn
 
 
 def test_doctests():
@@ -29,8 +29,8 @@ def test_doctests():
 
 def _model(**kw):
     g, gf = scn.gateways()
-    args = dict(slab_db=scn.SLAB_DB, sensitivity_dbm=scn.SENS, voids=[[], [scn.ATRIUM]],
-                outlines=[scn.OUTLINE] * 2, grid_step=3.0)
+    args = {"slab_db": scn.SLAB_DB, "sensitivity_dbm": scn.SENS, "voids": [[], [scn.ATRIUM]],
+            "outlines": [scn.OUTLINE] * 2, "grid_step": 3.0}
     args.update(kw)
     return FloorModel(g, gf, scn.FLOOR_Z, PathLoss(scn.P0_CAL, scn.EXPONENT, 6.0), **args), g, gf
 
@@ -90,10 +90,10 @@ def test_unheard_gateways_carry_the_floor():
     """The censored term P(rssi < sensitivity) for the gateways that stayed silent.  On the
     scenario's noisy windows, dropping it (p_miss -> 1: silence carries no information) must
     at least double the per-window floor errors."""
-    fm, g, gf = _model(p_miss=0.05)
+    fm = _model(p_miss=0.05)[0]
     no_cens = _model(p_miss=0.999999)[0]
     sc = scn.build(1)
-    T, N, K = sc.rssi.shape
+    K = sc.rssi.shape[2]
     r = sc.rssi.reshape(-1, K)
     tf = sc.truth.floor.ravel()
     on = ~sc.truth.riding.ravel() & (np.isfinite(r).sum(1) > 0)
@@ -172,7 +172,7 @@ def _hsmm_brute(ll, allowed, hmm):
     """Exhaustive joint probability of every floor sequence under FloorHMM's model."""
     T, F = ll.shape
     pc = hmm._pc(allowed[:, None])[:, 0] if allowed.ndim == 3 else None
-    best, probs = None, {}
+    probs = {}
     for seq in itertools.product(range(F), repeat=T):
         lp = np.log(1.0 / F) + ll[0, seq[0]] * hmm.emission_scale
         age = hmm.D - 1

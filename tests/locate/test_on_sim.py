@@ -56,7 +56,8 @@ def sim(tmp_path_factory):
             n, k = col[num[d]], int(float(t) - cfg.start)
             if n >= 0 and 0 <= k < T:
                 floor[k, n], zone[k, n] = fidx[fl], z
-    return dict(site=site, cfg=cfg, rssi=rssi, floor=floor, zone=zone, floors=floors, fidx=fidx)
+    return {"site": site, "cfg": cfg, "rssi": rssi, "floor": floor, "zone": zone, "floors": floors,
+            "fidx": fidx}
 
 
 def _models(sim):
@@ -103,7 +104,8 @@ def pipeline(sim):
     cov = np.take_along_axis(covf, path[..., None, None, None], axis=2)[:, :, 0]
     track = rts_smooth(np.arange(T, dtype=float), fix, cov)
     ev = floor_changes(np.arange(T, dtype=float), path, track.x[..., :2], con)
-    return dict(ll=ll, path=path, filt=filt, events=ev, con=con, heard=lk.n_heard.reshape(T, N) > 0)
+    return {"ll": ll, "path": path, "filt": filt, "events": ev, "con": con,
+            "heard": lk.n_heard.reshape(T, N) > 0}
 
 
 def test_floor_hit_rate_on_sim(sim, pipeline):

@@ -14,7 +14,7 @@ from locate.errors import InvalidParameterError
 from locate.track import KalmanTracker, cv_matrices, rts_smooth
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _mall_scenario as scn  # noqa: E402
+import _mall_scenario as scn
 
 
 def test_doctests():
@@ -71,7 +71,7 @@ def test_filter_and_smoother_are_consistent_on_their_own_model():
     nees_s = _nees(res.x[burn], res.P[burn], x[burn]).mean()
     assert 3.8 < nees_f < 4.2, nees_f
     assert 3.8 < nees_s < 4.2, nees_s
-    rm = lambda a: np.sqrt(np.mean(np.sum((a[burn][..., :2] - x[burn][..., :2]) ** 2, -1)))  # noqa: E731
+    rm = lambda a: np.sqrt(np.mean(np.sum((a[burn][..., :2] - x[burn][..., :2]) ** 2, -1)))
     fix, filt, smooth = rm(z), rm(res.x_filt), rm(res.x)
     assert smooth < 0.85 * filt and filt < 0.8 * fix
     assert res.used.all()

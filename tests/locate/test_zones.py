@@ -14,10 +14,15 @@ import locate.events
 import locate.zones
 from locate.errors import InvalidParameterError
 from locate.events import VISIT_DTYPE, visits
-from locate.zones import ZoneHysteresis, ZoneIndex, distance_to_polygon, points_in_polygon
+from locate.zones import (
+    ZoneHysteresis,
+    ZoneIndex,
+    distance_to_polygon,
+    points_in_polygon,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _mall_scenario as scn  # noqa: E402
+import _mall_scenario as scn
 
 
 def test_doctests():
