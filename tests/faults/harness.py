@@ -47,7 +47,7 @@ def site():
 
 
 @functools.lru_cache(maxsize=None)
-def sim_batches(seconds: int = 90, concurrent: float = 60.0, seed: int = 11) -> tuple:
+def sim_batches(seconds: int = 60, concurrent: float = 60.0, seed: int = 11) -> tuple:
     """((t, SightingsBatch), ...) in time order: every gateway's batch of every 1 s window."""
     from firmware_sim import SimConfig, simulate
 
@@ -326,7 +326,7 @@ def ingest_counters(url: str, db: str) -> list[tuple[int, dict]]:
 
 
 @functools.lru_cache(maxsize=None)
-def clean_reference(seconds: int = 90, concurrent: float = 60.0, seed: int = 11):
+def clean_reference(seconds: int = 60, concurrent: float = 60.0, seed: int = 11):
     """(stats, snapshot) of the fault-free run over ``sim_batches(...)`` (cached per process)."""
     pl, snap = clean_run(sim_batches(seconds, concurrent, seed))
     return dict(pl.stats), snap
