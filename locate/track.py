@@ -174,7 +174,8 @@ class KalmanTracker:
                 self.reset(np.array([s]))
 
     def expire(self, now: float) -> list:
-        """Free slots whose last fix is older than ``expiry_s``; returns the expired ids."""
+        """Free slots whose last fix is older than ``expiry_s`` (or that never had one);
+        returns the expired ids.  Call it once per window with the window time."""
         stale = (self.ids != None) & ~(now - np.nan_to_num(self.t_fix, nan=-np.inf) < self.expiry_s)
         keys = self.ids[stale].tolist()
         self.remove(keys)
