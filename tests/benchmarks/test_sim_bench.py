@@ -22,6 +22,8 @@ FULL = os.environ.get("MALLSENSE_SIM_BENCH") == "full"
 FRAMES = (3600, 1000, 300.0) if FULL else (60, 100, 60.0)
 # (duration s, visitors per day, budget s)
 WINDOWS = (12 * 3600, 20000, 600.0) if FULL else (600, 2000, 60.0)
+# wall-clock guard (pytest-timeout): shared 2-core machines run several times slower than CPU
+pytestmark = pytest.mark.timeout(3600 if FULL else 600)
 
 
 @pytest.fixture(scope="module")
