@@ -33,6 +33,7 @@ class BrokerPlan:
 
     site_secret: Path
     gateways: dict[str, Credentials] = field(default_factory=dict)
+    configs: dict[str, Path] = field(default_factory=dict)   # provisioned edge config per gw
     services: dict[str, Credentials] = field(default_factory=dict)
     password_file: Path | None = None
     acl_file: Path | None = None
@@ -59,6 +60,7 @@ def provision_site(site, folder: Path, broker_url: str) -> BrokerPlan:
                       secret_path=str(gw_dir / "site.secret"), spool_path=str(folder / "spool"),
                       force=True)
         plan.gateways[g.id] = Credentials(p.username, p.password)
+        plan.configs[g.id] = p.config
         lines.append(p.passwd.read_text().strip())
         acl += p.acl.read_text().strip().splitlines() + [""]
     for user, rules in SERVICE_ACL.items():
@@ -88,9 +90,10 @@ def open_plan(site, folder: Path, url: str) -> BrokerPlan:
     gw_dir = folder / "gateways"
     plan = BrokerPlan(site_secret=gw_dir / "site.secret")
     for g in site.gateways:
-        provision(site, g.id, gw_dir, broker_url=url, secret_path=str(gw_dir / "site.secret"),
-                  force=True)
+        p = provision(site, g.id, gw_dir, broker_url=url,
+                      secret_path=str(gw_dir / "site.secret"), force=True)
         plan.gateways[g.id] = cred
+        plan.configs[g.id] = p.config
     for user in SERVICE_ACL:
         plan.services[user] = cred
     return plan

@@ -21,6 +21,7 @@ import logging
 import signal
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -183,28 +184,34 @@ def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Pat
     agents = []
     for g in site.gateways:
         paths = [p for (gid, _r), p in sorted(captures.items()) if gid == g.id]
+        if not paths:
+            conductor.finished(g.id)
+            continue
         cred = plan.gateways[g.id]
-        mqtt_cfg = {"host": host, "port": port, "client_id": f"edge-{g.id}"}
+        # The gateway's provisioned edge config (gateway.provision), with the demo's changes:
+        # radios off (frames come from the pcaps), spool on tmpfs, the beacons registered.
+        data = tomllib.loads(plan.configs[g.id].read_text())
+        data["gateway"].update(state_dir=str(state_dir), status_interval_s=10.0, grace_s=1.0,
+                               drain_timeout_s=60.0)
+        data["mqtt"].update(host=host, port=port, client_id=f"edge-{g.id}", tls=False)
         if cred.username:
-            mqtt_cfg.update(username=cred.username, password=cred.password)
-        cfg = parse_config({
-            "gateway": {"site": site.id, "id": g.id, "state_dir": str(state_dir),
-                        "status_interval_s": 10.0, "grace_s": 1.0, "drain_timeout_s": 60.0},
-            # The mall's own reference beacons are registered: ingest never counts them.
-            "privacy": {"secret_file": str(plan.site_secret), "member_uuid": member_uuid,
-                        "beacons": list(beacons)},
-            "mqtt": mqtt_cfg,
-            "replay": {"files": [str(p) for p in paths]},
-        }, f"<demo {g.id}>")
+            data["mqtt"].update(username=cred.username, password=cred.password)
+        else:
+            data["mqtt"].pop("username", None)
+            data["mqtt"].pop("password", None)
+        # The mall's own reference beacons are registered: ingest never counts them.
+        data["privacy"].update(secret_file=str(plan.site_secret), member_uuid=member_uuid,
+                               beacons=list(beacons))
+        data["ble"] = {"enabled": False}
+        data["wifi"] = {"enabled": False}
+        data["replay"] = {"files": [str(p) for p in paths]}
+        cfg = parse_config(data, str(plan.configs[g.id]))
         # The frames come through the merged feed below, not through replay.files.
         cfg = dataclasses.replace(cfg, replay=ReplayConfig())
 
         def factory(gw, sink, decoder, _paths=paths):
             return FrameFeedScanner(gw, sink, merged_frames(gw, _paths, conductor), decoder)
 
-        if not paths:
-            conductor.finished(g.id)
-            continue
         agents.append(Agent(cfg, extra_scanners=(factory,)))
     return agents
 

@@ -53,10 +53,12 @@ def analytics_figures(url: str, db: str, site, start: float, end: float, top: in
     for st in stores.values():
         st["conversion"] = st["buyers"] / st["visits"] if st["visits"] else 0.0
     names = {z.id: z.tenant or z.name for z in site.zones}
-    ranked = sorted((k for k in stores if "mean_dwell_s" in stores[k]),
-                    key=lambda k: -stores[k]["mean_dwell_s"])
+    # Rankings only among stores with enough visits to mean something (>= the median store).
     min_visits = max(5, int(np.percentile([s["visits"] for s in stores.values()], 50))) \
         if stores else 5
+    ranked = sorted((k for k in stores if "mean_dwell_s" in stores[k]
+                     and stores[k]["visits"] >= min_visits),
+                    key=lambda k: -stores[k]["mean_dwell_s"])
     conv = sorted((k for k in stores if stores[k]["visits"] >= min_visits),
                   key=lambda k: (-stores[k]["conversion"], -stores[k]["visits"]))
     out["stores"] = stores
@@ -160,7 +162,7 @@ def summary_text(s: dict) -> str:
         f"{t.get('staff')} staff, {t.get('fixed_unregistered')} fixed devices; excluded only "
         f"after 4 h / 30 min of presence)",
         "",
-        "Top stores by mean dwell:",
+        f"Top stores by mean dwell (>= {a['conversion_min_visits']} visits):",
     ]
     for r in a["top_dwell"]:
         lines.append(f"  {r['store']:<16} {str(r['tenant'])[:22]:<22} "
