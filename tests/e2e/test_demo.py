@@ -25,11 +25,13 @@ from mallsense.servers import InfluxDB1
 
 DB = "mallsense"
 SIM_MINUTES = 6
-# Bounds measured on this configuration (seed 11, 6 min, 100 shoppers/h, see the report of the
-# demo's author): visitors within 10 % of the shoppers present (rotating addresses are merged
-# by the visitor registry; a few phones are never heard well enough, a few split in two), floor
-# hit-rate 0.96-0.99. The bounds leave room for seed-to-seed and scheduling variation.
-VISITOR_ERROR_MAX = 0.30
+# Bounds measured on this configuration (seed 11, 6 min, 100 shoppers/h; two runs): 146
+# shoppers, 133 staff and 96 unregistered fixed devices present; analytics counted 283-307
+# visitors (-18 % / -25 % against everyone present: staff and fixed devices are only excluded
+# after 4 h / 30 min of presence, some fixed devices are never heard well enough), floor
+# hit-rate 0.978 both times, position RMSE 18.9 / 19.0 m (median 12.5-12.7 m; the strongest
+# gateway's position scores 28 m). The bounds leave room for scheduling variation.
+VISITOR_ERROR_MAX = 0.35
 FLOOR_HIT_MIN = 0.90
 POSITION_RMSE_MAX_M = 30.0
 
@@ -68,7 +70,8 @@ def test_summary_plausible_against_truth(demo):
     # Staff and unregistered fixed devices cannot be told from shoppers within minutes (they
     # are excluded after 4 h / 30 min of presence), so the count lies between the shoppers and
     # everyone heard inside; the error against the latter is the measured figure.
-    assert a["visitors"] >= (1 - VISITOR_ERROR_MAX) * t["visitors"]
+    everyone = t["visitors"] + t["staff"] + t["fixed_unregistered"]
+    assert 0.9 * t["visitors"] <= a["visitors"] <= 1.1 * everyone
     assert abs(s["errors"]["visitor_count_rel_incl_staff_fixed"]) <= VISITOR_ERROR_MAX
     assert 0.0 < a["capture_rate"] <= 1.0
     assert a["top_dwell"] and a["top_dwell"][0]["mean_dwell_s"] > 0
