@@ -9,8 +9,10 @@ What "lose nothing, count nothing twice" means across a crash (the contract asse
 - no window is lost: a window whose batches were acknowledged was also closed and written
   (windows of run 1 + windows of run 2 >= windows of a fault-free run);
 - points written before the kill and written again after it are the same series and timestamp,
-  so they overwrite in InfluxDB: the window snapshots (occupancy) are present once per
-  timestamp, for every timestamp of the fault-free run.
+  so they overwrite in InfluxDB: the per-floor occupancy snapshots are present once per
+  timestamp and floor, for every timestamp of the fault-free run. Journey state (visitors in the
+  mall, zone dwell) lives in memory and restarts empty: journeys spanning the kill are not
+  compared with the clean run here.
 """
 from __future__ import annotations
 
@@ -26,7 +28,14 @@ pytestmark = pytest.mark.servers
 
 
 def _occupancy_keys(snap: dict) -> set:
-    return {k for k in snap if "occupancy" in k[0]}
+    """Per-floor occupancy snapshots (written for every floor, zero or not). Per-zone series
+    are left out: which zones hold visitors right after a restart depends on the journey state
+    the killed process held in memory (zone hysteresis restarts), not on lost input."""
+    return {k for k in snap if "occupancy" in k[0] and "zone" not in dict(k[1])}
+
+
+def _times(keys) -> list[int]:
+    return sorted({k[2] // 10**9 for k in keys})
 
 
 def test_ingest_sigkill_restart_resumes_exactly_once(tmp_path, fresh_mosquitto, influxdb):
@@ -68,16 +77,24 @@ def test_ingest_sigkill_restart_resumes_exactly_once(tmp_path, fresh_mosquitto, 
         if second is not None:
             second.cleanup()
     run2 = [f for t, f in ingest_counters(influxdb.url, db) if t > killed_at_ns][-1]
-    # Exactly once across the crash.
-    assert run1["sightings"] > 0 and run2["sightings"] > 0
-    assert run1["sightings"] + run2["sightings"] == total, (run1, run2, total)
-    unique = (run1["batches"] - run1["duplicates"]) + (run2["batches"] - run2["duplicates"])
-    assert unique == len(batches), (run1, run2)
-    assert run1["deadletters"] == run2["deadletters"] == 0
-    # No window lost: every acknowledged batch's window was closed and written.
-    assert run1["windows"] + run2["windows"] >= clean_stats["windows"], (run1, run2, clean_stats)
-    # Idempotent points: the window snapshots of the fault-free run, once each.
     got = influx_snapshot(influxdb.url, db)
     missing = sorted(_occupancy_keys(want) - _occupancy_keys(got))
-    assert not missing, f"{len(missing)} occupancy snapshots lost, e.g. {missing[:3]}"
-    assert _occupancy_keys(got) <= _occupancy_keys(want)
+    extra = sorted(_occupancy_keys(got) - _occupancy_keys(want))
+    unique = (run1["batches"] - run1["duplicates"]) + (run2["batches"] - run2["duplicates"])
+    problems = [why for ok, why in [
+        # Exactly once across the crash.
+        (run1["sightings"] > 0 and run2["sightings"] > 0, f"both runs worked: {run1} {run2}"),
+        (run1["sightings"] + run2["sightings"] == total,
+         f"sightings {run1['sightings']} + {run2['sightings']} != {total}"),
+        (unique == len(batches), f"unique batches {unique} != {len(batches)}"),
+        (run1["deadletters"] == run2["deadletters"] == 0, "dead letters"),
+        # No window lost: every acknowledged batch's window was closed and written.
+        (run1["windows"] + run2["windows"] >= clean_stats["windows"],
+         f"windows {run1['windows']} + {run2['windows']} < {clean_stats['windows']} (lost)"),
+        # Idempotent points: the window snapshots of the fault-free run, once each.
+        (not missing, f"{len(missing)} occupancy snapshots lost at {_times(missing)}; influx has "
+                     f"{_times(_occupancy_keys(got))}, clean run {_times(_occupancy_keys(want))}"),
+        (not extra, f"{len(extra)} occupancy snapshots not in the clean run, e.g. {extra[:3]}"),
+    ] if not ok]
+    if problems:
+        pytest.fail("\n".join(problems))
