@@ -97,6 +97,7 @@ class DeviceTable:
         self.floor = np.full(n, -1, np.int64)
         self.inside_m = np.full(n, 0.5)
         self.inside = np.zeros(n, bool)
+        self.been_out = np.zeros(n, bool)       # a committed outside state seen (street, metro)
         self.ever_inside = np.zeros(n, bool)
         self.bbox = np.full((n, 4), np.nan)     # xmin ymin xmax ymax of the filtered track
         self.moments = np.zeros((n, 5))          # n, sum x, sum y, sum x^2, sum y^2 of the track
@@ -181,7 +182,7 @@ class DeviceTable:
         self.windows[s] = 0
         self.floor[s] = -1
         self.inside_m[s] = 0.5
-        self.inside[s] = self.ever_inside[s] = False
+        self.inside[s] = self.ever_inside[s] = self.been_out[s] = False
         self.bbox[s] = np.nan
         self.moments[s] = 0.0
         self.entrance[s] = -1
@@ -369,12 +370,15 @@ class DeviceTable:
         ins = self.inside[s]
         went_in = ~ins & (m > 0.75)
         went_out = ins & (m < 0.25)
+        self.been_out[s] |= ~ins & (m < 0.4)      # a few windows of mostly-outside evidence
         for j in np.flatnonzero(went_in | went_out).tolist():
             sj = int(s[j])
-            # The entrance passed: the one it was last seen at (or outside of) within 2 min.
-            # None for a device first heard inside (a rotated address, a phone switched on):
-            # no entry is invented for it.
+            # The entrance passed: the one it was last seen at (or outside of) within 2 min,
+            # and only after a committed outside state. None for a device first heard inside
+            # (a rotated address, a phone switched on): no entry is invented for it.
             e = int(self.entrance[sj]) if t - self.entrance_t[sj] <= 120.0 else -1
+            if went_in[j] and not self.been_out[sj]:
+                e = -1
             (tr.went_in if went_in[j] else tr.went_out).append((sj, t, e))
         self.inside[s] = (ins | went_in) & ~went_out
         self.ever_inside[s] |= went_in

@@ -26,7 +26,7 @@ from locate.zones import points_in_polygon
 
 class GridPosterior:
     def __init__(self, site, locator, *, step_m: float = 3.0, p_miss: float = 0.1,
-                 offset_mean_db: float = -4.0, offset_sd_db: float = 4.0, temper: float = 1.0) -> None:
+                 offset_mean_db: float = -2.0, offset_sd_db: float = 4.0, temper: float = 1.0) -> None:
         # The phone's offset: carried in a hand, pocket or bag (0/4/8 dB body loss) and models
         # that differ by a few dB; the prior mean and spread come from there.
         self.step = step_m

@@ -65,6 +65,8 @@ class _State:
     exit_t: float | None = None
     exit_entrance: str | None = None
     near_entrance: str | None = None
+    found_inside_ok: bool = False
+    was_inside: bool = False
     floor: str | None = None
     floor_changes: list = field(default_factory=list)
     open: dict = field(default_factory=dict)      # zone -> [enter_t, last_t, n_dev]
@@ -108,14 +110,21 @@ class JourneyEngine:
         if entrance:
             self._st(vid).near_entrance = entrance
 
+    def allow_found_inside(self, vid: str) -> None:
+        self._st(vid).found_inside_ok = True
+
     def went_in(self, vid: str, t: float, entrance: str | None) -> None:
         st = self._st(vid)
         if st.inside:
             return
         st.inside = True
+        st.was_inside = True
         if entrance:
             st.near_entrance = entrance
-        if not st.entered:
+        if not st.entered and (entrance or st.found_inside_ok):
+            # A visitor counts when its entry is seen, or when it was already inside as
+            # ingest started (warm-up). Found inside later, it is a fragment of somebody whose
+            # address rotated unnoticed: its store visits count, it is not a new visitor.
             st.entered = True
             st.entry_t = t
             st.entrance = entrance

@@ -107,6 +107,18 @@ class MetricsAggregator:
             h = _bucket(rec.last_t, HOUR_S)
             self._visitors[h]["passersby"] += 1
             self._dirty.add(("v", h))
+        if not rec.entered:
+            # A fragment (address rotated unnoticed) still tells about store visits.
+            for sv in rec.visits:
+                self._store_visit_point(rec, sv)
+                k = (_bucket(sv.enter_t, HOUR_S), sv.zone)
+                s = self._store[k]
+                s["dwell"].append(sv.exit_t - sv.enter_t)
+                if sv.purchases:
+                    s["bought"] += 1
+                    s["purchases"] += len(sv.purchases)
+                    s["revenue"] += float(sum(p[1] for p in sv.purchases))
+                self._dirty.add(("s", k))
 
     def _store_visit_point(self, rec: VisitRecord, sv) -> None:
         # One point per store visit (the tenant report's raw material). Two visits of a store

@@ -37,6 +37,7 @@ class PipelineConfig:
     present_s: float = 30.0           # heard within this long: counts as present (occupancy)
     link_defer_s: float = 4.0         # wait this long before deciding an address rotation
     housekeeping_s: float = 5.0       # visitor expiry / pending zone exits checked this often
+    warmup_s: float = 300.0           # visitors found inside this early were there before ingest
     device: DeviceConfig = field(default_factory=DeviceConfig)
     visitor: VisitorConfig = field(default_factory=VisitorConfig)
 
@@ -79,6 +80,7 @@ class Pipeline:
         self.zone_ids = self.devices.zone_ids
         self._next_occ = None
         self._next_house = float("-inf")
+        self._t_first: float | None = None
         self._heat_t = None
         self._heat = {}
         self.seen_before: dict[str, float] = {}     # member / stable id -> last visit end
@@ -283,6 +285,10 @@ class Pipeline:
                                      live_positions=live_pos if KINDS[kind] == "wifi" else None,
                                      rotation_vid=rot_vid)
             self.slot_vid[s] = v.id
+            if self._t_first is None:
+                self._t_first = t_born
+            if t_born - self._t_first <= self.cfg.warmup_s:
+                self.journey.allow_found_inside(v.id)
             if v.member:
                 self.journey.set_member(v.id, v.member)
             if fl >= 0:
@@ -310,7 +316,7 @@ class Pipeline:
             self.seen_before[key] = v.last_t
         st = self.journey.states.get(v.id)
         passby_ent = None
-        if st is not None and not st.entered:
+        if st is not None and not st.entered and not st.was_inside:
             passby_ent = st.near_entrance
         rec = self.journey.finish(v.id, first_t=v.first_t, last_t=v.last_t, excluded=excluded,
                                   returning=returning, n_devices=v.n_devices,
