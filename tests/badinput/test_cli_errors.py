@@ -12,7 +12,7 @@ from tests.faults.harness import REPO, mallsense_cmd
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(mallsense_cmd() + list(args), cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
 
 
 GOOD_EDGE = """

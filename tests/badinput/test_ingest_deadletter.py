@@ -3,7 +3,6 @@ reaches the deadletter topic with its reason, and good traffic keeps flowing mea
 from __future__ import annotations
 
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -11,7 +10,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.wire import DeadLetter, Topic
 from tests.badinput.corpus import expected, hand_crafted, hostile
-from tests.faults.harness import IngestThread, fresh_db, site, sim_batches, topic_of, wait_for
+from tests.faults.harness import (
+    IngestThread,
+    fresh_db,
+    sim_batches,
+    site,
+    topic_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.servers
 

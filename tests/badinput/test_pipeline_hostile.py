@@ -14,8 +14,17 @@ from hypothesis import strategies as st
 
 from analytics.pipeline import Pipeline
 from gateway.wire import REASONS, DeadLetter
-from tests.badinput.corpus import (FIELDS, FUZZ_GW, SITE, TOPIC_SIGHT, base_batch, dumps,
-                                   expected, hand_crafted, hostile)
+from tests.badinput.corpus import (
+    FIELDS,
+    FUZZ_GW,
+    SITE,
+    TOPIC_SIGHT,
+    base_batch,
+    dumps,
+    expected,
+    hand_crafted,
+    hostile,
+)
 from tests.faults.harness import n_sightings, sim_batches, site, topic_of
 
 SEED = int(os.environ.get("MALLSENSE_FUZZ_SEED", "20261123"))

@@ -41,12 +41,12 @@ def site_path() -> Path:
     return Path(os.environ.get("MALLSENSE_FAULT_SITE") or sample_site_path())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def site():
     return load_site(site_path())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sim_batches(seconds: int = 60, concurrent: float = 60.0, seed: int = 11) -> tuple:
     """((t, SightingsBatch), ...) in time order: every gateway's batch of every 1 s window."""
     from firmware_sim import SimConfig, simulate
@@ -186,7 +186,7 @@ class SpoolFeeder:
         self.batches = batches
         self.rate = rate
         self.spool = Spool(Path(folder) / "feeder-spool.sqlite3", 512 * 1024 * 1024)
-        kw = dict(backoff_initial_s=0.1, backoff_cap_s=0.5, max_inflight=100)
+        kw = {"backoff_initial_s": 0.1, "backoff_cap_s": 0.5, "max_inflight": 100}
         kw.update(mqtt_kw)
         settings = MqttSettings("127.0.0.1", port, client_id=client_id, **kw)
         self.publisher = Publisher(settings, site().id, "feeder", self.spool, "fault-suite")
@@ -195,7 +195,7 @@ class SpoolFeeder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spool-feeder", daemon=True)
 
-    def start(self) -> "SpoolFeeder":
+    def start(self) -> SpoolFeeder:
         self.publisher.start()
         self._thread.start()
         return self
@@ -249,7 +249,7 @@ class IngestThread:
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error.append(exc)
 
-    def start(self) -> "IngestThread":
+    def start(self) -> IngestThread:
         self._thread.start()
         assert wait_for(lambda: self.svc.source.state == "connected" or self.error, 20), \
             "ingest never connected"
@@ -283,9 +283,10 @@ class IngestProcess:
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "IngestProcess":
-        self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "ab"), start_new_session=True)
+    def start(self) -> IngestProcess:
+        with open(self.log, "ab") as logf:   # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                                         stderr=logf, start_new_session=True)
         return self
 
     def kill(self) -> None:
@@ -325,7 +326,7 @@ def ingest_counters(url: str, db: str) -> list[tuple[int, dict]]:
     return sorted(out, key=lambda x: x[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def clean_reference(seconds: int = 60, concurrent: float = 60.0, seed: int = 11):
     """(stats, snapshot) of the fault-free run over ``sim_batches(...)`` (cached per process)."""
     pl, snap = clean_run(sim_batches(seconds, concurrent, seed))

@@ -6,9 +6,19 @@ import time
 
 import pytest
 
-from tests.faults.harness import (IngestThread, SpoolFeeder, clean_reference, diff_snapshots,
-                                  fresh_db, influx_snapshot, n_sightings, sim_batches, sink_spool_depth, summary,
-                                  wait_for)
+from tests.faults.harness import (
+    IngestThread,
+    SpoolFeeder,
+    clean_reference,
+    diff_snapshots,
+    fresh_db,
+    influx_snapshot,
+    n_sightings,
+    sim_batches,
+    sink_spool_depth,
+    summary,
+    wait_for,
+)
 
 pytestmark = pytest.mark.servers
 

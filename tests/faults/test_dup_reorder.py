@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from tests.faults.harness import clean_reference, clean_run, counts, diff_counts, sim_batches
+from tests.faults.harness import (
+    clean_reference,
+    clean_run,
+    counts,
+    diff_counts,
+    sim_batches,
+)
 
 
 def _shuffled_within(batches, span_s: float, rng: random.Random) -> list[int]:

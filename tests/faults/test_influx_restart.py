@@ -8,8 +8,18 @@ import time
 import pytest
 
 from analytics.sink import DOWN
-from tests.faults.harness import (IngestThread, SpoolFeeder, clean_reference, diff_snapshots,
-                                  influx_snapshot, n_sightings, sim_batches, sink_spool_depth, summary, wait_for)
+from tests.faults.harness import (
+    IngestThread,
+    SpoolFeeder,
+    clean_reference,
+    diff_snapshots,
+    influx_snapshot,
+    n_sightings,
+    sim_batches,
+    sink_spool_depth,
+    summary,
+    wait_for,
+)
 
 pytestmark = pytest.mark.servers
 

@@ -22,7 +22,13 @@ import psutil
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.faults.harness import IngestThread, fresh_db, sink_spool_depth, site, wait_for
+from tests.faults.harness import (
+    IngestThread,
+    fresh_db,
+    sink_spool_depth,
+    site,
+    wait_for,
+)
 from tests.load.traffic import T0, Traffic
 
 pytestmark = pytest.mark.servers
@@ -72,7 +78,7 @@ def test_5000_devices_48_gateways_ingest_keeps_up(tmp_path, mosquitto, influxdb)
                 while time.monotonic() < due:
                     time.sleep(0.005)
             else:
-                assert wait_for(lambda: k - AHEAD <= max(closed_at, default=-1), 60), \
+                assert wait_for(lambda k=k: k - AHEAD <= max(closed_at, default=-1), 60), \
                     f"ingest stalled at window {max(closed_at, default=-1)}"
             infos = [pub.publish(f"mallsense/v1/{b.site}/gw/{b.gw}/sightings", b.encode(), qos=1)
                      for b in batches]

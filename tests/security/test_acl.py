@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -143,7 +142,7 @@ def test_gateway_cannot_publish_under_another_gateways_topic(provisioned, acl_br
 
 
 def test_gateway_cannot_read_other_traffic(provisioned, acl_broker):
-    site, (a, pa), (b, pb), *_ = provisioned
+    site, (_a, pa), (b, pb), *_ = provisioned
     spy = Sub(acl_broker.port, pa.username, pa.password)   # write-only ACL: reads nothing
     try:
         assert _publish(acl_broker.port, pb.username, pb.password,
