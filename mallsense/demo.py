@@ -8,10 +8,10 @@ out, also on Ctrl-C or an error.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class DemoOptions:
     progress: bool = True
     capture_mqtt: Path | None = None  # write every MQTT message seen on '#' here
     sim_dir: Path | None = None      # keep the pcaps and the full truth here (raw addresses!)
+    budget_s: float | None = None    # cut the replay so that the whole demo ends in this time
 
 
 def register(subparsers) -> None:
@@ -72,6 +73,9 @@ def register(subparsers) -> None:
                         "window batches published per gateway (faster, no edge agents)")
     p.add_argument("--eval-devices", type=int, default=d.eval_devices,
                    help="shopper phones sampled for the accuracy figures")
+    p.add_argument("--budget-minutes", type=float, default=9.5,
+                   help="wall-time budget: the frames replay is cut short (and the summary "
+                        "says so) when ingest could not finish the afternoon in time; 0 = none")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd)
 
@@ -79,7 +83,8 @@ def register(subparsers) -> None:
 def _cmd(args) -> int:
     opts = DemoOptions(Path(args.out), args.mqtt, args.influx, args.seed, args.start,
                        args.duration, args.shoppers_per_hour, args.level,
-                       eval_devices=args.eval_devices, progress=not args.no_progress)
+                       eval_devices=args.eval_devices, progress=not args.no_progress,
+                       budget_s=args.budget_minutes * 60 if args.budget_minutes > 0 else None)
     code, summary = run_demo(opts)
     if summary is not None:
         print(summary["text"], end="")
@@ -121,7 +126,7 @@ def run_demo(opts: DemoOptions) -> tuple[int, dict | None]:
             log.warning("interrupted; everything started was stopped")
             print("mallsense demo: interrupted", file=sys.stderr)
             return 130, None
-        except Exception as exc:  # noqa: BLE001 - the command reports, the log has the trace
+        except Exception as exc:
             log.exception("demo failed")
             print(f"mallsense demo: failed: {exc} (see {out}/logs/demo.log)", file=sys.stderr)
             return 1, None
@@ -129,7 +134,7 @@ def run_demo(opts: DemoOptions) -> tuple[int, dict | None]:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def _run(opts: DemoOptions, out: Path) -> dict:
@@ -194,7 +199,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
                                                   tmp / "tokens.csv", opts)
         txns = _pos_transactions(site.id, res.truth_dir / "purchases.csv", truth, revoked)
         # 4. ingest in its own process
-        ingest_log = open(out / "logs" / "ingest.log", "wb")
+        ingest_log = open(out / "logs" / "ingest.log", "wb")  # noqa: SIM115 - closed by the ExitStack
         stack.callback(ingest_log.close)
         proc = subprocess.Popen(
             [sys.executable, "-m", "mallsense.demo_ingest", "--site", str(sample_site_path()),
@@ -220,8 +225,17 @@ def _run(opts: DemoOptions, out: Path) -> dict:
         counter = _IngestCounter(influx_url)
         t = time.monotonic()
         if opts.level == "frames":
+            budget = _budget(wall0, opts.budget_s, counter, obs)
             stats = _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
-                                   cfg)
+                                   cfg, budget)
+            if stats.get("cut_at"):
+                cut = stats["cut_at"]
+                cfg = dataclasses.replace(cfg, duration_s=float(int(cut - cfg.start)))
+                truth.end = cfg.end
+                notes.append(f"time budget ({opts.budget_s / 60:.1f} min): the frames replay was "
+                             f"cut at {_iso(cfg.end)}, {cfg.duration_s / 60:.0f} of "
+                             f"{(res.config.duration_s) / 60:.0f} simulated minutes; figures and "
+                             f"truth cover the replayed part")
         else:
             from mallsense.demo_windows import publish_windows
             stats = publish_windows(site, res, plan, host, port, secret, obs, counter, txns,
@@ -297,7 +311,27 @@ def _stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
             proc.wait(10)
 
 
-def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts, cfg) -> dict:
+def _budget(wall0: float, budget_s: float | None, counter, obs, reserve_s: float = 75.0):
+    """should_stop(t): True once the demo would overrun its budget if the replay went on (time
+    so far + ingest's backlog at its measured rate + the results stage)."""
+    if budget_s is None:
+        return None
+    t_rep = time.monotonic()
+
+    def should_stop(_t: float) -> bool:
+        now = time.monotonic()
+        if now - t_rep < 20.0:
+            return False
+        done = counter.get()
+        rate = max(done / (now - t_rep), 1.0)
+        backlog = max(obs.n_batches - done, 0)
+        return (now - wall0) + backlog / rate + reserve_s > budget_s
+
+    return should_stop
+
+
+def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts, cfg,
+                   budget=None) -> dict:
     from mallsense.demo_replay import Conductor, PosTill, make_agents, replay
 
     till = PosTill(host, port, plan.services["pos"], site.id, txns)
@@ -313,22 +347,23 @@ def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
             agents = make_agents(site, plan, res.captures, host, port, state,
                                  res.member_uuid, conductor, res.beacon_ids)
             codes = await replay(agents, conductor, till, obs, counter.get, cfg.end,
-                                 max_backlog=50 * 600, bar=bar)
-            return agents, codes
+                                 max_backlog=50 * 600, bar=bar, should_stop=budget)
+            return agents, codes, conductor.cut
 
+        cut = None
         try:
-            agents, codes = asyncio.run(main())
+            agents, codes, cut = asyncio.run(main())
         finally:
             if bar is not None:
                 bar.close()
     finally:
-        till.close()
+        till.close(until=cut or cfg.end)
     bad = [a.cfg.gw for a, c in zip(agents, codes) if c != 0]
     if bad:
         raise RuntimeError(f"edge agents failed: {bad}")
     parse_errors = sum(a.decoder.stats.parse_errors for a in agents)
     late = sum(a.aggregator.stats.late_dropped for a in agents)
-    return {"edge_agents": len(agents), "pos_transactions": len(txns),
+    return {"cut_at": cut, "edge_agents": len(agents), "pos_transactions": len(txns),
             "edge_parse_errors": parse_errors, "edge_late_dropped": late}
 
 
@@ -390,4 +425,4 @@ def write_summary(out: Path, summary: dict) -> None:
     (out / "summary.txt").write_text(summary["text"])
 
 
-__all__ = ["DemoOptions", "register", "run_demo", "write_summary", "asdict"]
+__all__ = ["DemoOptions", "asdict", "register", "run_demo", "write_summary"]

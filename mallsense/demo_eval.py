@@ -31,11 +31,12 @@ class Truth:
     device_person: dict[str, str] = field(default_factory=dict)
     member: dict[str, str] = field(default_factory=dict)        # person -> member id
     addresses: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    present: set | None = None                                         # persons, once scanned
     beacons: set = field(default_factory=set)                          # persons: registered
     transitions: Counter = field(default_factory=Counter)             # (from, to) -> n
 
     @classmethod
-    def load(cls, folder: Path, start: float, end: float) -> "Truth":
+    def load(cls, folder: Path, start: float, end: float) -> Truth:
         tr = cls(folder, start, end)
         for r in _rows(folder / "roles.csv"):
             tr.role[r["person"]] = r["role"]
@@ -77,12 +78,14 @@ class Truth:
     def counts(self) -> dict:
         """Shoppers present in the period (analytics counts a shopper first heard inside as a
         visitor too), those who entered in it, passers-by, capture rate."""
-        present = {p for p, r in self.role.items() if r == "shopper"}
+        here = self.present if self.present is not None else set(self.role)
+        role = {p: r for p, r in self.role.items() if p in here}
+        present = {p for p, r in role.items() if r == "shopper"}
         entered = {r["person"] for r in _rows(self.folder / "journeys.csv")
                    if self.start <= float(r["entry"]) < self.end and r["person"] in present}
-        passers = {p for p, r in self.role.items() if r == "passerby"}
-        staff = sum(1 for r in self.role.values() if r == "staff")
-        fixed = sum(1 for p, r in self.role.items() if r == "fixed" and p not in self.beacons)
+        passers = {p for p, r in role.items() if r == "passerby"}
+        staff = sum(1 for r in role.values() if r == "staff")
+        fixed = sum(1 for p, r in role.items() if r == "fixed" and p not in self.beacons)
         v, p = len(present), len(passers)
         return {"visitors": v, "entered": len(entered), "passersby": p,
                 "capture_rate": v / (v + p) if v + p else None,
@@ -113,8 +116,10 @@ class Truth:
 
     def scan_positions(self, devices: set[str]):
         """One pass over positions.csv (large: streamed): {device: {t: (x, y, floor)}} for
-        ``devices``, and the shoppers' floor transitions (from, to) -> count."""
+        ``devices``, and the shoppers' floor transitions (from, to) -> count; also notes who
+        was present in [start, end) (``self.present``: persons)."""
         out: dict[str, dict] = defaultdict(dict)
+        seen: set[str] = set()
         shopper = {d for d, p in self.device_person.items() if self.role.get(p) == "shopper"}
         last: dict[str, str] = {}
         trans: Counter = Counter()
@@ -122,6 +127,9 @@ class Truth:
             next(f)
             for line in f:
                 t, d, x, y, fl, _z = line.rstrip("\n").split(",")
+                if float(t) >= self.end:
+                    break  # rows are in time order
+                seen.add(d)
                 if d in devices:
                     out[d][int(t)] = (float(x), float(y), fl)
                 if d in shopper:
@@ -131,6 +139,7 @@ class Truth:
                             trans[(prev, fl)] += 1
                         last[d] = fl
         self.transitions = trans
+        self.present = {self.device_person.get(d, "") for d in seen}
         return out
 
 
@@ -167,7 +176,7 @@ def accuracy(site, kept: list, pseudo_dev: dict[str, str], truth: Truth,
     by_t: dict[int, list] = defaultdict(list)
     for t, gw, ids, kind, rssi in kept:
         if window is None or window[0] <= t < window[1]:
-            by_t[int(round(t))].append((gw, ids, kind, rssi))
+            by_t[round(t)].append((gw, ids, kind, rssi))
     pos = truth.scan_positions(set(pseudo_dev.values()))
     floor_ix = {f: i for i, f in enumerate(loc.floor_ids)}
     err2 = {"ble": [], "wifi": []}

@@ -46,6 +46,7 @@ class Conductor:
         self._go = asyncio.Event()
         self._all_waiting = asyncio.Event()
         self.stopped = False
+        self.cut: float | None = None   # simulated time the replay was cut at (time budget)
 
     def _check(self) -> None:
         if not self.pending:
@@ -105,7 +106,7 @@ class Observer:
         self.max_t = float("-inf")
         self.messages = 0
         self._lock = threading.Lock()
-        self._capture = open(capture, "ab") if capture else None
+        self._capture = open(capture, "ab") if capture else None  # noqa: SIM115 - closed in close()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="mallsense-demo-observer",
                                   protocol=mqtt.MQTTv5)
         if cred.username:
@@ -170,8 +171,8 @@ class PosTill:
             self.infos.append(self.client.publish(self.topic, self.txns[self.i].encode(), qos=1))
             self.i += 1
 
-    def close(self) -> None:
-        self.publish_until(float("inf"))
+    def close(self, until: float = float("inf")) -> None:
+        self.publish_until(until)
         deadline = time.monotonic() + 10
         for info in self.infos:
             info.wait_for_publish(max(deadline - time.monotonic(), 0.1))
@@ -218,10 +219,12 @@ def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Pat
 
 async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, observer: Observer,
                  ingest_batches: Callable[[], int], t_end: float, max_backlog: int,
-                 bar=None) -> list[int]:
-    """Run every agent to the end of its pcaps; returns their exit codes."""
+                 bar=None, should_stop: Callable[[float], bool] | None = None) -> list[int]:
+    """Run every agent to the end of its pcaps (or until ``should_stop(t)`` says the time
+    budget is spent: the feeds end at t, the agents flush and finish); their exit codes."""
     loop = asyncio.get_running_loop()
     stopping = {"by": None}
+    bar_start = conductor.t
 
     def stop_all(sig=None):
         if sig is not None:
@@ -240,6 +243,10 @@ async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, obser
         # Hold back while ingest is too far behind (the broker would queue it all in memory).
         while not conductor.stopped and observer.n_batches - ingest_batches() > max_backlog:
             await asyncio.sleep(0.5)
+        if should_stop is not None and not conductor.stopped and should_stop(t):
+            log.warning("time budget: replay cut at %.0f s of simulated time", t - bar_start)
+            conductor.cut = t
+            conductor.stop()
 
     async def install_handlers():
         await asyncio.sleep(0.2)  # after each Agent.run registered its own handler

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def _rel(a, b):
@@ -24,10 +24,10 @@ def results(site, cfg, opts, out: Path, truth, influx_url: str, db: str, obs, ps
     from mallsense.demo_summary import README, analytics_figures, heatmaps, summary_text
 
     a = analytics_figures(influx_url, db, site, cfg.start, cfg.end)
+    t0 = time.monotonic()
+    acc = accuracy(site, obs.kept, pseudo_dev, truth)   # also scans who was present
     counts = truth.counts()
     t_stores = truth.stores()
-    t0 = time.monotonic()
-    acc = accuracy(site, obs.kept, pseudo_dev, truth)
     t_trans = {f"{x}->{y}": n for (x, y), n in truth.transitions.most_common()}
     acc["method"] = ("observer on the broker's sightings, pseudonyms mapped with the site "
                      "secret, tracked by analytics.devices.DeviceTable (the ingest's tracker)")
@@ -82,7 +82,7 @@ def _tenant_report(url: str, db: str, site, cfg, a: dict, folder: Path, notes: l
         files = make_report(InfluxQL(url, db), site=site.id, store=store, start=cfg.start,
                             end=cfg.end + 3600, out_dir=folder, tz=site.timezone)
         return {"store": store, "html": str(files.html.relative_to(folder.parent))}
-    except Exception as exc:  # noqa: BLE001 - another package's failure is reported, not fatal
+    except Exception as exc:
         log.exception("tenant report failed")
         notes.append(f"tenant report of {store} failed: {type(exc).__name__}: {exc}")
         return {"store": store, "error": str(exc)}
@@ -96,7 +96,7 @@ def _dashboards(site, url: str, db: str, folder: Path, notes: list) -> dict:
                         dashboards_path="/var/lib/grafana/dashboards/mallsense")
         return {"dashboards": [str(p.relative_to(folder.parent)) for p in res.dashboards.values()],
                 "provisioning": [str(p.relative_to(folder.parent)) for p in res.provisioning]}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.exception("dashboards failed")
         notes.append(f"dashboards build failed: {type(exc).__name__}: {exc}")
         return {"error": str(exc)}

@@ -148,19 +148,19 @@ def summary_text(s: dict) -> str:
         return "n/a" if x is None else fmt.format(x)
 
     lines = [
-        f"MallSense demo - {s['site']} {s['period']['from']} .. {s['period']['to']} "
-        f"({s['config']['level']} level, seed {s['config']['seed']})",
-        f"  wall time {s['wall_s']:.0f} s; {s['pipeline']['gateways']} edge agents, "
-        f"{s['pipeline']['frames']} frames, {s['pipeline']['batches']} sighting batches",
+        (f"MallSense demo - {s['site']} {s['period']['from']} .. {s['period']['to']} "
+        f"({s['config']['level']} level, seed {s['config']['seed']})"),
+        (f"  wall time {s['wall_s']:.0f} s; {s['pipeline']['gateways']} edge agents, "
+        f"{s['pipeline']['frames']} frames, {s['pipeline']['batches']} sighting batches"),
         "",
-        f"Visitors      {a['visitors']:>7}   (truth {t['visitors']} shoppers present, "
+        (f"Visitors      {a['visitors']:>7}   (truth {t['visitors']} shoppers present, "
         f"{t.get('entered', 'n/a')} entered in the period; error "
-        f"{pct(s['errors']['visitor_count_rel'])})",
+        f"{pct(s['errors']['visitor_count_rel'])})"),
         f"Passers-by    {a['passersby']:>7}   (truth {t['passersby']})",
         f"Capture rate  {pct(a['capture_rate']):>7}   (truth {pct(t['capture_rate'])})",
-        f"Members       {a['members']:>7}   staff/fixed excluded {a['excluded']} (truth present: "
+        (f"Members       {a['members']:>7}   staff/fixed excluded {a['excluded']} (truth present: "
         f"{t.get('staff')} staff, {t.get('fixed_unregistered')} fixed devices; excluded only "
-        f"after 4 h / 30 min of presence)",
+        f"after 4 h / 30 min of presence)"),
         "",
         f"Top stores by mean dwell (>= {a['conversion_min_visits']} visits):",
     ]
@@ -178,16 +178,16 @@ def summary_text(s: dict) -> str:
         lines.append(f"  {k:<10} {n:>5} / {t['floor_transitions'].get(k, 0)}")
     lines += [
         "",
-        f"Accuracy vs ground truth ({acc.get('devices', 0)} sampled shopper devices, "
-        f"{acc.get('fixes', 0)} fixes; {acc.get('method', '')}):",
-        f"  position RMSE   {num(acc.get('position_rmse_m'))} m  (median "
+        (f"Accuracy vs ground truth ({acc.get('devices', 0)} sampled shopper devices, "
+        f"{acc.get('fixes', 0)} fixes; {acc.get('method', '')}):"),
+        (f"  position RMSE   {num(acc.get('position_rmse_m'))} m  (median "
         f"{num(acc.get('position_median_err_m'))} m; BLE {num(acc.get('position_rmse_m_ble'))}"
-        f" m, Wi-Fi {num(acc.get('position_rmse_m_wifi'))} m)",
-        f"  floor hit-rate  {pct(acc.get('floor_hit_rate'))}  (BLE "
-        f"{pct(acc.get('floor_hit_rate_ble'))}, Wi-Fi {pct(acc.get('floor_hit_rate_wifi'))})",
-        f"  visitor count error {pct(s['errors']['visitor_count_rel'])} vs shoppers, "
+        f" m, Wi-Fi {num(acc.get('position_rmse_m_wifi'))} m)"),
+        (f"  floor hit-rate  {pct(acc.get('floor_hit_rate'))}  (BLE "
+        f"{pct(acc.get('floor_hit_rate_ble'))}, Wi-Fi {pct(acc.get('floor_hit_rate_wifi'))})"),
+        (f"  visitor count error {pct(s['errors']['visitor_count_rel'])} vs shoppers, "
         f"{pct(s['errors']['visitor_count_rel_incl_staff_fixed'])} vs shoppers + staff + fixed "
-        f"devices; passers-by {pct(s['errors']['passersby_rel'])}",
+        f"devices; passers-by {pct(s['errors']['passersby_rel'])}"),
     ]
     if s.get("notes"):
         lines += ["", "Notes:"] + [f"  - {n}" for n in s["notes"]]
