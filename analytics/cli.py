@@ -45,6 +45,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway.site import load_site
 
+    from analytics._blas import limit_blas_threads
     from analytics.crm import load_members
     from analytics.errors import ConfigError
     from analytics.ingest import IngestService
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from analytics.pos import read_pos_csv
     from analytics.sink import make_sink
 
+    limit_blas_threads(1)
     site = load_site(args.site)
     crm = load_members(args.members) if args.members else None
     try:
