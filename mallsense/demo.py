@@ -40,7 +40,7 @@ class DemoOptions:
     seed: int = 7
     start: str = "2026-11-21T13:00:00+01:00"   # a Saturday afternoon, Europe/Berlin
     duration: str = "2h"
-    shoppers_per_hour: float = 250.0
+    shoppers_per_hour: float = 150.0
     level: str = "frames"
     step_s: float = 2.0              # conductor step (simulated seconds)
     eval_devices: int = 60           # shoppers' phones sampled for position/floor accuracy
