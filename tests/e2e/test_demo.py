@@ -26,11 +26,12 @@ from mallsense.servers import InfluxDB1
 DB = "mallsense"
 SIM_MINUTES = 6
 # Bounds measured on this configuration (seed 11, 6 min, 100 shoppers/h; three runs while
-# analytics was being tuned): 146 shoppers, 133 staff and 96 unregistered fixed devices present;
-# analytics counted 267-307 visitors (-18 % .. -29 % against everyone present: staff and fixed devices are only excluded
-# after 4 h / 30 min of presence, some fixed devices are never heard well enough), floor
-# hit-rate 0.978 both times, position RMSE 18.9 / 19.0 m (median 12.5-12.7 m; the strongest
-# gateway's position scores 28 m in a comparable run). The bounds leave room for scheduling variation.
+# analytics was being tuned): 146 shoppers, 133 staff and 96 unregistered fixed devices
+# present; analytics counted 267-307 visitors (-18 % .. -29 % against everyone present: staff
+# and fixed devices are only excluded after 4 h / 30 min of presence, some fixed devices are
+# never heard well enough), floor hit-rate 0.978 each time, position RMSE 18.9-19.0 m (median
+# 12.5-12.7 m; the strongest gateway's position scores 28 m in a comparable run). The bounds
+# leave room for scheduling variation.
 VISITOR_ERROR_MAX = 0.40
 FLOOR_HIT_MIN = 0.90
 POSITION_RMSE_MAX_M = 30.0
