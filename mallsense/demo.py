@@ -340,7 +340,7 @@ def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
         if opts.progress:
             from tqdm import tqdm
             bar = tqdm(total=int(cfg.duration_s), unit="sim s", desc="replay+ingest")
-            bar.start_t = cfg.start
+            bar.sim_start = cfg.start  # (tqdm owns start_t)
 
         async def main():
             conductor = Conductor(cfg.start, opts.step_s, [g.id for g in site.gateways])

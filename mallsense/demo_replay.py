@@ -236,7 +236,7 @@ async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, obser
     async def before_step(t: float) -> None:
         till.publish_until(t)
         if bar is not None:
-            bar.n = int(min(t, t_end) - bar.start_t)
+            bar.n = int(min(t, t_end) - bar.sim_start)
             bar.set_postfix_str(f"batches published {observer.n_batches}, ingested "
                                 f"{ingest_batches()}")
             bar.refresh()
