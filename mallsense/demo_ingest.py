@@ -4,9 +4,10 @@ It is `mallsense ingest` plus what the demo's CRM needs: the app server's token 
 (rotating member tokens) and members revoking consent half way through the afternoon. A
 separate process so that ingest has a core of its own, as it would in production.
 
-Work-around (reported): locate.multilaterate refuses a negative z, and the sample mall has a
-basement (B1 at -5 m), so every floor of the site model handed to the pipeline is lifted by the
-same height. Distances between gateways and devices, hence every RSSI model, are unchanged.
+Work-around (reported): locate.multilaterate refused a negative z until locate d38262a, and the
+sample mall has a basement (B1 at -5 m), so every floor of the site model handed to the pipeline
+is lifted by the same height. Distances between gateways and devices, hence every RSSI model,
+are unchanged, so it stays harmless with a locate that accepts negative z.
 """
 from __future__ import annotations
 

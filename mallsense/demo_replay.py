@@ -7,10 +7,10 @@ closes windows on a watermark, and a gateway minutes ahead would make the others
 It also publishes the tills' POS transactions on the ``pos`` topic as simulated time passes
 them, and holds back while ingest lags too far behind.
 
-Work-around (reported): ``edge.scanners.frames.PcapReplayScanner`` replays its files one after
-the other, so a gateway's Wi-Fi pcap would arrive after its BLE pcap had already closed those
-windows (dropped as late). The feed here merges a gateway's pcaps by timestamp with edge's own
-reader (``edge.pcap.read_capture``) and hands the frames to ``FrameFeedScanner``.
+The feed merges a gateway's BLE and Wi-Fi pcaps by timestamp with edge's own reader
+(``edge.pcap.read_capture``) and hands the frames to ``FrameFeedScanner``, so the conductor can
+pace it. (``PcapReplayScanner`` replayed its files one after the other until edge d4ae1cc, which
+dropped a gateway's Wi-Fi frames as late; it merges them now too.)
 """
 from __future__ import annotations
 
