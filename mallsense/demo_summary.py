@@ -151,7 +151,8 @@ def summary_text(s: dict) -> str:
         (f"MallSense demo - {s['site']} {s['period']['from']} .. {s['period']['to']} "
         f"({s['config']['level']} level, seed {s['config']['seed']})"),
         (f"  wall time {s['wall_s']:.0f} s; {s['pipeline']['gateways']} edge agents, "
-        f"{s['pipeline']['frames']} frames, {s['pipeline']['batches']} sighting batches"),
+        f"{s['pipeline']['frames']} frames simulated, {s['pipeline']['batches']} sighting batches "
+        "over MQTT"),
         "",
         (f"Visitors      {a['visitors']:>7}   (truth {t['visitors']} shoppers present, "
         f"{t.get('entered', 'n/a')} entered in the period; error "
