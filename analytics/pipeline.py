@@ -268,10 +268,13 @@ class Pipeline:
             fl = int(dev.floor[s])
             fp = dev.fp[s]
             rot_vid = None
-            cand = silent & (lv_kind == kind) & (lv_fl == fl)
+            cand = silent & (lv_kind == kind)
             if cand.any() and np.isfinite(xy).all():
                 ci = np.flatnonzero(cand)
                 d = np.hypot(lv_xy[ci, 0] - xy[0], lv_xy[ci, 1] - xy[1])
+                # A young track's floor is still a guess: another floor costs distance, it is
+                # not excluded.
+                d = d + np.where(lv_fl[ci] == fl, 0.0, self.cfg.visitor.rotation_floor_penalty_m)
                 if fp is not None:
                     d = np.where([dev.fp[live[c]] in (None, fp) for c in ci], d, np.inf)
                 j = int(np.argmin(d))

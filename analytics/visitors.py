@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 class VisitorConfig:
     rotation_gap_s: float = 12.0
     rotation_min_quiet_s: float = 3.0  # the old id unheard this long (a missed scan is shorter)
-    rotation_dist_m: float = 15.0
+    rotation_dist_m: float = 30.0     # two fixes of one phone, each ~15 m off (one window)
+    rotation_floor_penalty_m: float = 15.0
     burst_dist_m: float = 6.0
     burst_chain_s: float = 150.0
     walk_speed_mps: float = 1.6
