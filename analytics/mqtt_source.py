@@ -160,6 +160,7 @@ class MqttSource:
     def close(self) -> None:
         try:
             self.ack_pending()
+            self.state = DISCONNECTED        # our own disconnect is not a lost connection
             self.client.disconnect()
             self.client.loop(timeout=0.2)
         except Exception:  # closing a broken connection must not mask the real error
