@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
@@ -27,7 +26,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DB = "mallsense"
-CURRENCY = "EUR"
 # Truth files safe to leave in the output (addresses.csv / beacons.csv hold raw addresses).
 SAFE_TRUTH = ("visits.csv", "journeys.csv", "purchases.csv", "roles.csv", "gateways.csv")
 
@@ -142,6 +140,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
     from gateway.site import load_site, sample_site_path
     from mallsense import demo_broker as br
     from mallsense.demo_eval import Truth, sample_devices
+    from mallsense.demo_inputs import pos_transactions, write_crm
     from mallsense.servers import InfluxDB1, Mosquitto, MosquittoSecurity
 
     wall0 = time.monotonic()
@@ -195,9 +194,9 @@ def _run(opts: DemoOptions, out: Path) -> dict:
         influxql(influx_url, DB, f'CREATE DATABASE "{DB}"')
         secret = plan.site_secret.read_bytes().strip()
         # 3. CRM, tokens, POS
-        crm_csv, tokens_csv, revoked = _write_crm(truth, out / "crm" / "members.csv",
+        crm_csv, tokens_csv, revoked = write_crm(truth, out / "crm" / "members.csv",
                                                   tmp / "tokens.csv", opts)
-        txns = _pos_transactions(site.id, res.truth_dir / "purchases.csv", truth, revoked)
+        txns = pos_transactions(site.id, res.truth_dir / "purchases.csv", truth, revoked)
         # 4. ingest in its own process
         ingest_log = open(out / "logs" / "ingest.log", "wb")  # noqa: SIM115 - closed by the ExitStack
         stack.callback(ingest_log.close)
@@ -206,7 +205,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
              "--mqtt", br.url_with(mqtt_url, plan.services["ingest"]), "--influx", influx_url,
              "--db", DB, "--spool", str(state / "ingest-spool.db"), "--members", str(crm_csv),
              "--tokens", str(tokens_csv), "--revoke", ",".join(revoked),
-             "--revoke-at", str(cfg.start + cfg.duration_s / 2),
+             "--revoke-at", str(cfg.start + min(cfg.duration_s / 2, 1200.0)),
              "--ready-file", str(tmp / "ingest.ready")],
             stdout=ingest_log, stderr=subprocess.STDOUT, start_new_session=True)
         stack.callback(_stop_process, proc, 5.0)
@@ -365,53 +364,6 @@ def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
     late = sum(a.aggregator.stats.late_dropped for a in agents)
     return {"cut_at": cut, "edge_agents": len(agents), "pos_transactions": len(txns),
             "edge_parse_errors": parse_errors, "edge_late_dropped": late}
-
-
-def _write_crm(truth, members_csv: Path, tokens_csv: Path, opts) -> tuple[Path, Path, list]:
-    """members.csv (member_id, tier, consent) from the simulated members; a few never consented
-    (consent false) and ``revoke_members`` revoke it half way through the afternoon."""
-    import numpy as np
-
-    rng = np.random.default_rng(opts.seed)
-    members = sorted(set(truth.member.values()))
-    tiers = rng.choice(["basic", "silver", "gold", "platinum"], len(members),
-                       p=[0.55, 0.25, 0.15, 0.05])
-    no_consent = set(rng.choice(members, min(len(members) // 20 + 1, len(members)),
-                                replace=False).tolist()) if members else set()
-    rest = [m for m in members if m not in no_consent]
-    revoked = rng.choice(rest, min(opts.revoke_members, len(rest)), replace=False).tolist() \
-        if rest else []
-    members_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(members_csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["member_id", "tier", "consent"])
-        for m, tier in zip(members, tiers):
-            w.writerow([m, tier, "false" if m in no_consent else "true"])
-    with open(tokens_csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["token", "member_id"])
-        for tok, m, _f, _t in truth.member_tokens():
-            w.writerow([tok, m])
-    return members_csv, tokens_csv, [str(m) for m in revoked]
-
-
-def _pos_transactions(site_id: str, purchases_csv: Path, truth, revoked) -> list:
-    """The tills' transactions; a member's carries the app token shown at checkout."""
-    from gateway.wire import PosTransaction
-
-    tokens: dict[str, list] = {}
-    for tok, m, f, t in truth.member_tokens():
-        tokens.setdefault(m, []).append((f, t, tok))
-    out = []
-    with open(purchases_csv, newline="") as fh:
-        for i, r in enumerate(csv.DictReader(fh)):
-            t = float(r["t"])
-            tok = None
-            if r["member"] and r["member"] not in revoked:
-                tok = next((k for f, e, k in tokens.get(r["member"], []) if f <= t <= e), None)
-            out.append(PosTransaction(site_id, round(t, 3), r["store"], round(float(r["amount"]), 3),
-                                      CURRENCY, f"T{i:06d}", tok))
-    return out
 
 
 def _json_default(o):
