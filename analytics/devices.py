@@ -39,7 +39,7 @@ class DeviceConfig:
     zone_t_enter_s: float = 30.0
     zone_t_exit_s: float = 120.0
     inside_tau_s: float = 10.0     # smoothing of the inside indicator
-    kalman_sigma_a: float = 0.3
+    kalman_sigma_a: float = 0.15
 
 
 @dataclass
