@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _usage_error(msg: str) -> int:
+    """Bad flags or files: exit code 2 and a message naming the flag (as argparse does)."""
+    sys.stderr.write(f"mallsense ingest: error: {msg}\n")
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
-    from gateway.site import load_site
+    from gateway.site import SiteError, load_site
+
+    from analytics.mqtt_source import BrokerUrl
 
     from analytics._blas import limit_blas_threads
     from analytics.crm import load_members
@@ -54,14 +63,28 @@ def run(args: argparse.Namespace) -> int:
     from analytics.sink import make_sink
 
     limit_blas_threads(1)
-    site = load_site(args.site)
-    crm = load_members(args.members) if args.members else None
+    for flag, value, ok, why in (
+            ("--flush-s", args.flush_s, args.flush_s > 0, "must be > 0"),
+            ("--lateness-s", args.lateness_s, args.lateness_s >= 0, "must be >= 0"),
+            ("--batch-lines", args.batch_lines, args.batch_lines >= 1, "must be >= 1"),
+            ("--session-expiry", args.session_expiry, args.session_expiry >= 0, "must be >= 0")):
+        if not ok:
+            return _usage_error(f"{flag} {value}: {why}")
+    if not args.influx_v2 and not args.db:
+        return _usage_error("--db: required for the v1 transport (or use --influx-v2)")
     try:
+        BrokerUrl.parse(args.mqtt)
+        site = load_site(args.site)
+        crm = load_members(args.members) if args.members else None
         sink = make_sink(url=args.influx, db=args.db, rp=args.rp, org=args.org, bucket=args.bucket,
                          token=args.token, v2=args.influx_v2, spool_path=args.spool,
                          batch_lines=args.batch_lines, precision="ns")
+    except SiteError as exc:
+        return _usage_error(f"--site {args.site}: {exc}")
     except ConfigError as exc:
-        raise SystemExit(f"mallsense ingest: {exc}")
+        return _usage_error(str(exc))
+    except OSError as exc:
+        return _usage_error(f"{getattr(exc, 'filename', '') or args.site}: {exc}")
     pipeline = Pipeline(site, PipelineConfig(lateness_s=args.lateness_s), crm=crm)
     svc = IngestService(pipeline, sink, args.mqtt, client_id=args.client_id,
                         share_group=args.share_group, session_expiry_s=args.session_expiry,
