@@ -17,7 +17,10 @@ from analytics._blas import limit_blas_threads
 from gateway.site import load_site, sample_site_path
 from tests.analytics.accuracy import run_pipeline, run_sim, score
 
-pytestmark = pytest.mark.slow
+# An hour of a busy mall through the pipeline: minutes of CPU, and the current build does not
+# yet meet these thresholds (figures in the issue note). It runs with `make acceptance`, not in
+# `make test`; its thresholds are the issue's and are never relaxed.
+pytestmark = pytest.mark.acceptance
 
 
 @pytest.fixture(scope="module")
