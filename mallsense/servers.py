@@ -56,6 +56,7 @@ class _Server:
     def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None):
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix=f"mallsense-{self.name}-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.host = LOOPBACK
         self.proc: subprocess.Popen | None = None
@@ -242,6 +243,11 @@ class Mosquitto(_Server):
             pw = pwd.getpwnam("mosquitto")
         except KeyError:
             return
+        for parent in self.data_dir.resolve().parents:
+            if not parent.stat().st_mode & 0o001:
+                raise ServerError(f"mosquitto runs as user mosquitto and cannot enter {parent} "
+                                  f"(mode {parent.stat().st_mode & 0o777:o}): choose a data "
+                                  f"folder under a world-traversable one, e.g. /tmp")
         for p in [self.data_dir, *self.data_dir.rglob("*")]:
             try:
                 os.chown(p, pw.pw_uid, pw.pw_gid)

@@ -142,3 +142,22 @@ def test_victoriametrics_v2_write_via_influxdb_client(victoriametrics):
     assert rows[0]["metric"]["site"] == "demo"
     assert rows[0]["values"] == [17]
     assert rows[0]["timestamps"] == [t * 1000]
+
+
+def test_given_data_folder_is_created_and_kept(tmp_path_factory):
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="ms-given-"))
+    base.chmod(0o755)
+    folder = base / "broker" / "data"
+    with Mosquitto(data_dir=folder) as broker:
+        assert broker.running and folder.is_dir()
+    assert folder.is_dir()  # a caller's folder is the caller's to delete
+
+
+def test_unreachable_data_folder_is_a_clear_error(tmp_path):
+    """As root (CI, `make test` on a fresh machine) mosquitto drops to its own user."""
+    tmp_path.parent.chmod(0o700)
+    with pytest.raises(ServerError, match="cannot enter"):
+        Mosquitto(data_dir=tmp_path / "b").start()
