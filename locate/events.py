@@ -82,7 +82,7 @@ def drop_excursions(t, floor, max_s: float = 60.0) -> np.ndarray:
 
 
 def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0,
-                  pair_m: float = 5.0) -> np.ndarray:
+                  pair_m: float = 5.0, via_loglik=None, chain_s: float = 45.0) -> np.ndarray:
     """Floor changes in a per-window floor sequence (e.g. :meth:`FloorHMM.viterbi`).
 
     Parameters
@@ -92,20 +92,31 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0,
     floor : (T,N) int
         Floor index per window, -1 where unknown (unknown windows are bridged).
     xy : (T,N,2) or (T,N,F,2) float, optional
-        Positions (one per floor hypothesis in the second form) used to name the connector.
+        Positions (one per floor hypothesis in the second form) used to name the connector
+        and for ``via_dist``.
     connectors : locate.floors.Connectors, optional
     window_s : float
-        Positions within this many seconds of the change are searched for the connector.
+        Windows within this many seconds of the change are searched for the connector.
     pair_m : float
         Landings of different ids on the two floors count as one connector when they are of
         the same kind and their centroids are this close (stacked landings drawn per floor).
+    via_loglik : (T,N,C) float, optional
+        Log-likelihood of each window with the device at each connector polygon
+        (:func:`locate.connectors.landing_loglik`).  It decides whether consecutive rides
+        were one lift ride (a lift is tens of metres from the escalators, and the track is
+        least sure of itself during a ride); it names the connector only without ``xy``:
+        between two escalators 16 m apart, static shadowing biases it window after window.
+    chain_s : float
+        Consecutive changes in one direction through the same lift less than this many
+        seconds apart are one ride (the car stopped at the floor between); the HMM's
+        minimum dwell otherwise splits an L3 -> L1 lift ride into two.
 
     Returns
     -------
     structured array of FLOOR_CHANGE_DTYPE
         ``t`` is the first window on the new floor; ``via`` the index of a polygon of the
-        connector the device stayed closest to on both sides of the change (see ``_via``), -1
-        if none is given or links the floors; ``via_dist`` the median distance to it.
+        connector (see ``_via``), -1 if none is given or links the floors; ``via_dist`` the
+        median distance of ``xy`` to it before the change (inf without ``xy``).
 
     Examples
     --------
@@ -118,35 +129,73 @@ def floor_changes(t, floor, xy=None, connectors=None, window_s: float = 15.0,
     if fl.ndim != 2 or fl.shape[0] != t.shape[0]:
         raise InvalidParameterError("floor", f"must be (T,N) with T = len(t), got {fl.shape}")
     N = fl.shape[1]
+    xy = None if xy is None else np.asarray(xy, dtype=float)
+    L = None if via_loglik is None else np.asarray(via_loglik, dtype=float)
+    if L is not None and (connectors is None or L.shape != fl.shape + (len(connectors.polygons),)):
+        raise InvalidParameterError("via_loglik", f"must be (T,N,C) with connectors, got {L.shape}")
+    naming = connectors is not None and (xy is not None or L is not None)
     rows = []
     for n in range(N):
         known = np.flatnonzero(fl[:, n] >= 0)
         if known.size < 2:
             continue
         seq = fl[known, n]
-        for j in np.flatnonzero(seq[1:] != seq[:-1]) + 1:
-            k = known[j]
-            f0, f1 = int(seq[j - 1]), int(seq[j])
-            via, dist = -1, np.inf
-            if xy is not None and connectors is not None:
-                via, dist = _via(connectors, np.asarray(xy), t, k, n, f0, f1, window_s, pair_m)
-            rows.append((n, t[k], f0, f1, via, dist))
+        # (k_first, k_last, from, to): a change spans k_first..k_last once rides are merged.
+        ch = [[known[j], known[j], int(seq[j - 1]), int(seq[j])] for j in np.flatnonzero(seq[1:] != seq[:-1]) + 1]
+        vias = [_name(connectors, xy, L, t, c, n, window_s, pair_m) if naming else (-1, np.inf) for c in ch]
+        i = 0
+        while naming and i < len(ch) - 1:
+            merged = _one_lift_ride(connectors, xy, L, t, ch[i], ch[i + 1], vias[i:i + 2], n, window_s,
+                                    pair_m, chain_s)
+            if merged is None:
+                i += 1
+            else:  # the merged ride may chain with the next one too: look at i again
+                ch[i:i + 2], vias[i:i + 2] = [merged[0]], [merged[1]]
+        rows += [(n, t[c[0]], c[2], c[3], v, d) for c, (v, d) in zip(ch, vias)]
     return np.array(rows, dtype=FLOOR_CHANGE_DTYPE)
 
 
-def _via(con, xy, t, k, n, f0, f1, window_s, pair_m):
-    """Connector of a change at step k.
+def _name(con, xy, L, t, change, n, window_s, pair_m):
+    """The connector by the track where it has positions near the change, else by the radio."""
+    v = _via(con, xy, None, t, change, n, window_s, pair_m) if xy is not None else (-1, np.inf)
+    return _via(con, None, L, t, change, n, window_s, pair_m) if v[0] < 0 and L is not None else v
+
+
+def _one_lift_ride(con, xy, L, t, a, b, vias, n, window_s, pair_m, chain_s):
+    """Changes ``a`` then ``b`` as one lift ride ``(change, (via, via_dist))``, or None.
+
+    They merge when they go the same way within ``chain_s`` and both were through the same
+    lift, judged on the radio (``L``) where given, else on the names already chosen.
+    """
+    if a[3] != b[2] or np.sign(a[3] - a[2]) != np.sign(b[3] - b[2]) or not t[b[0]] - t[a[1]] < chain_s:
+        return None
+    va, vb = (_via(con, xy, L, t, c, n, window_s, pair_m)[0] for c in (a, b)) if L is not None else (v[0] for v in vias)
+    if va < 0 or vb < 0 or con.kinds[va] != "lift" or con.kinds[vb] != "lift":
+        return None
+    if con.ids[va] != con.ids[vb] and np.hypot(*(con.polygons[va].mean(0) - con.polygons[vb].mean(0))) > pair_m:
+        return None
+    m = [a[0], b[1], a[2], b[3]]
+    v = _name(con, xy, L, t, m, n, window_s, pair_m)
+    return (m, v) if v[0] >= 0 and con.kinds[v[0]] == "lift" else None
+
+
+def _via(con, xy, L, t, change, n, window_s, pair_m):
+    """Connector of a change (k_first, k_last, f0, f1).
 
     Candidates are pairs of polygons (one the device leaves from, on the old floor, one it
     arrives at, on the new floor; floor -1 serves both) that make the change in one ride and
     belong together: the same id, or the same kind within ``pair_m`` metres (sites that draw
-    each floor's landing of a stacked escalator or lift as its own zone).  A pair scores the device's median distance to the
-    first over ``window_s`` before the change plus to the second after it, so a lift is told
-    from the escalator landing beside it: only the lift is also where the device comes out.
-    Returns the departure polygon and its median distance.
+    each floor's landing of a stacked escalator or lift as its own zone).  With ``L`` a pair
+    scores the summed log-likelihood of the windows from ``window_s`` before the change to
+    ``window_s`` after it, each window at either landing (the ride's timing is uncertain);
+    without it, the device's median distance to the first over ``window_s`` before the change
+    plus to the second after it, so a lift is told from the escalator landing beside it: only
+    the lift is also where the device comes out.  Returns the departure polygon and the
+    median distance of ``xy`` to it before the change.
     """
-    before = (t >= t[k] - window_s) & (t < t[k])
-    after = (t >= t[k]) & (t <= t[k] + window_s)
+    k0, k1, f0, f1 = change
+    before = (t >= t[k0] - window_s) & (t < t[k0])
+    after = (t >= t[k1]) & (t <= t[k1] + window_s)
     if not con.connects:
         return -1, np.inf
     links = con.links(max(max(c) for c in con.connects) + 1)
@@ -155,6 +204,8 @@ def _via(con, xy, t, k, n, f0, f1, window_s, pair_m):
     cs = np.flatnonzero(links[:, f0, f1])
 
     def med(w, f, cands):
+        if xy is None:
+            return np.full(len(cands), np.inf)
         p = xy[w, n]
         p = p[:, f] if p.ndim == 3 else p
         d = con.distances(p)[:, cands]
@@ -165,16 +216,32 @@ def _via(con, xy, t, k, n, f0, f1, window_s, pair_m):
     arr = [c for c in cs if con.floor[c] in (-1, f1)]
     if not dep or not arr:
         return -1, np.inf
-    d0, d1 = med(before, f0, dep), med(after, f1, arr)
+    d0 = med(before, f0, dep)
+    if L is not None:
+        ride = (t >= t[k0] - window_s) & (t <= t[k1] + window_s)
+        Lw = L[ride, n]
+    else:
+        d1 = med(after, f1, arr)
     cen = np.array([p.mean(axis=0) for p in con.polygons])
-    best, best_d, best_score = -1, np.inf, np.inf
+    pairs = []
     for i, a in enumerate(dep):
         for j, b in enumerate(arr):
             same = con.ids[a] == con.ids[b] or (
                 con.kinds[a] == con.kinds[b] and np.hypot(*(cen[a] - cen[b])) <= pair_m)
-            if same and d0[i] + d1[j] < best_score:
-                best, best_d, best_score = int(a), float(d0[i]), float(d0[i] + d1[j])
-    return best, best_d
+            if same:
+                pairs.append((i, j))
+    if not pairs:
+        return -1, np.inf
+    if L is not None:
+        # Either landing may hold the device in any window of the ride.
+        lp = np.stack([np.logaddexp(Lw[:, dep[i]], Lw[:, arr[j]]) for i, j in pairs], axis=1)
+        score = -lp.sum(axis=0)
+    else:
+        score = np.array([d0[i] + d1[j] for i, j in pairs])
+    if not np.isfinite(score).any():
+        return -1, np.inf
+    i = pairs[int(np.argmin(score))][0]
+    return int(dep[i]), float(d0[i])
 
 
 def visits(t, zone, t_enter: float = 60.0, t_exit: float = 30.0, valid=None, t_gap=None) -> np.ndarray:

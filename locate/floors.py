@@ -1,4 +1,4 @@
-"""Floors: per-window floor likelihood from all gateways, and an HMM over time.
+"""Floors: per-window floor likelihood from all gateways (the HMM over time: floor_hmm).
 
 Height is practically unobservable from ceiling gateways, so the floor is a classification
 over time (DESIGN.md, radio realism).  :class:`FloorModel` scores each floor hypothesis with
@@ -9,23 +9,22 @@ The unheard gateways carry much of the evidence: a device on L2 is *not* heard b
 gateways under it.  The xy is unknown, so each floor's likelihood is marginalised over a
 coarse grid of candidate points on that floor (and over a per-device power offset).
 
-:class:`FloorHMM` smooths the per-window scores over time.  A floor change is allowed only
-where the device is in or near a connector (escalator, lift) that links the two floors, and
-not again before a minimum dwell (an escalator ride takes 15-30 s), so the floor does not
-flicker.  Online filtering, forward-backward and Viterbi are batched over devices.
+:class:`FloorHMM` (in :mod:`locate.floor_hmm`) smooths the per-window scores over time; a floor
+change is allowed only where the device is in or near a connector (:class:`Connectors`, in
+:mod:`locate.connectors`) that links the two floors.  Both are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
+from .connectors import Connectors
 from .errors import InvalidParameterError
-from .zones import _as_polygon, distance_to_polygon, points_in_polygon
+from .floor_hmm import FloorHMM
+from .zones import _as_polygon, points_in_polygon
 
 __all__ = ["Connectors", "FloorHMM", "FloorLikelihood", "FloorModel"]
 
@@ -338,274 +337,3 @@ class FloorModel:
                 parts.append(np.where(hh, lh, cens[oi]).sum(axis=1) + self.log_w_offset[oi])
             ll[ok, f] = logsumexp(np.stack(parts), axis=0)
         return ll
-
-
-class Connectors:
-    """Escalators and lifts: where a floor change may happen.
-
-    Parameters
-    ----------
-    polygons : sequence of (M,2) arrays
-        Footprint of each connector (its landing, or the lift car), metres.
-    connects : sequence of sequences of int
-        Floor indices each connector links (>= 2).
-    ids : sequence of str, optional
-    kinds : sequence of str, optional
-        ``"escalator"`` / ``"lift"``.
-    floor : (C,) int, optional
-        Floor each polygon lies on (-1: all of them, a lift shaft); used to name the connector
-        of a change from the positions on that floor.  Several polygons may share an id (an
-        escalator's two landings).
-    near_m : float
-        A device within this distance of a connector may change floor through it (fixes are
-        metres off; the landing is where the ride starts).
-
-    Examples
-    --------
-    >>> c = Connectors([np.array([[0, 0], [2, 0], [2, 2], [0, 2]], float)], [(0, 1)], near_m=3)
-    >>> c.allowed(np.array([[1.0, 1.0], [9.0, 9.0]]), 2)[:, 0, 1]
-    array([ True, False])
-    """
-
-    def __init__(self, polygons: Sequence, connects: Sequence, ids=None, kinds=None, floor=None,
-                 near_m: float = 6.0):
-        self.polygons = [_as_polygon(p, f"polygons[{i}]") for i, p in enumerate(polygons)]
-        if len(connects) != len(self.polygons):
-            raise InvalidParameterError("connects", "one floor list per connector")
-        self.connects = [tuple(int(f) for f in c) for c in connects]
-        if any(len(set(c)) < 2 for c in self.connects):
-            raise InvalidParameterError("connects", "each connector links at least 2 floors")
-        self.ids = list(ids) if ids is not None else [f"c{i}" for i in range(len(self.polygons))]
-        self.kinds = list(kinds) if kinds is not None else ["escalator"] * len(self.polygons)
-        if not near_m >= 0:
-            raise InvalidParameterError("near_m", f"must be >= 0, got {near_m}")
-        self.near_m = float(near_m)
-        self.floor = np.full(len(self.polygons), -1) if floor is None else np.asarray(floor, int).reshape(-1)
-        if self.floor.shape != (len(self.polygons),):
-            raise InvalidParameterError("floor", f"one floor index per connector ({len(self.polygons)})")
-
-    def links(self, n_floors: int) -> np.ndarray:
-        """(C,F,F) bool: the changes f -> g connector c makes in one ride.
-
-        A lift goes from any of its floors to any other; an escalator (any kind but "lift")
-        one floor at a time, between neighbours in its sorted ``connects`` - a chain of
-        escalators that serves B1..L3 still takes three rides, each with its own dwell.
-        """
-        links = np.zeros((len(self.polygons), n_floors, n_floors), bool)
-        for c, fl in enumerate(self.connects):
-            fl = sorted(f for f in set(fl) if 0 <= f < n_floors)
-            pairs = (
-                [(f, g) for f in fl for g in fl if f != g]
-                if self.kinds[c] == "lift"
-                else [*pairwise(fl)] + [(b, a) for a, b in pairwise(fl)]
-            )
-            for f, g in pairs:
-                links[c, f, g] = True
-        return links
-
-    def distances(self, xy) -> np.ndarray:
-        """(N,C) distance of each point (N,2) to each connector; NaN points give inf."""
-        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-        d = np.stack([distance_to_polygon(xy, p) for p in self.polygons], axis=1) if self.polygons else np.zeros((len(xy), 0))
-        return np.where(np.isfinite(d), d, np.inf)
-
-    def allowed(self, xy, n_floors: int) -> np.ndarray:
-        """(N,F,F) bool: a change f -> g is allowed for a device at ``xy``.
-
-        ``xy`` is (N,2), or (N,F,2) with one position per floor hypothesis (``xy[:, f]`` is
-        used for changes out of floor f).
-        """
-        xy = np.asarray(xy, dtype=float)
-        per_floor = xy.ndim == 3
-        n = xy.shape[0]
-        out = np.zeros((n, n_floors, n_floors), bool)
-        links = self.links(n_floors)
-        if per_floor:
-            for f in range(n_floors):
-                near = self.distances(xy[:, f]) <= self.near_m  # (N,C)
-                out[:, f, :] = np.einsum("nc,cg->ng", near.astype(np.int8), links[:, f, :].astype(np.int8)) > 0
-        else:
-            near = self.distances(xy) <= self.near_m
-            out = np.einsum("nc,cfg->nfg", near.astype(np.int8), links.astype(np.int8)) > 0
-        return out
-
-
-class FloorHMM:
-    """Hidden Markov model of each device's floor over regular time steps, batched.
-
-    The hidden state is (floor, time on that floor) with ages 0..D-1, D-1 meaning "at least
-    ``min_dwell_s``": only that age can change floor, which is the minimum-duration prior.
-    From it a change f -> g has probability ``p_change`` per step where ``allowed`` (near a
-    connector linking f and g), ``p_leak`` elsewhere (so a wrong start can still recover).
-
-    Parameters
-    ----------
-    n_floors : int
-    dt : float
-        Step, seconds.
-    min_dwell_s : float
-        Minimum time between floor changes (an escalator ride, 15-30 s).
-    p_change : float
-        Per-step change probability next to a connector.
-    p_leak : float
-        Per-step change probability anywhere else (1e-20: a change away from any connector
-        needs ~46 nats of evidence, a round trip ~92, more than an atrium balcony gives).
-    emission_scale : float
-        Multiplies the per-window log-likelihoods.  Below 1 it tempers evidence that is
-        correlated from one window to the next: static shadowing, a device standing still,
-        the same single gateway reporting the same median window after window.  0.5 (each
-        window counts half) stopped a shopper parked by a lift on firmware_sim's sample mall
-        from flickering between floors, and changes nothing on the test scenario.
-
-    Examples
-    --------
-    >>> hmm = FloorHMM(2, dt=1.0, min_dwell_s=3)
-    >>> ll = np.zeros((8, 1, 2)); ll[:, 0, 0] = 5.0; ll[4:, 0, :] = [0.0, 5.0]
-    >>> ok = np.ones((8, 1, 2, 2), bool)
-    >>> hmm.viterbi(ll, ok)[:, 0]
-    array([0, 0, 0, 0, 1, 1, 1, 1])
-    """
-
-    def __init__(self, n_floors: int, dt: float = 1.0, min_dwell_s: float = 15.0, p_change: float = 0.05,
-                 p_leak: float = 1e-20, emission_scale: float = 0.5):
-        if n_floors < 1:
-            raise InvalidParameterError("n_floors", f"must be >= 1, got {n_floors}")
-        if not dt > 0:
-            raise InvalidParameterError("dt", f"must be > 0, got {dt}")
-        if not (0 < p_change < 1 and 0 <= p_leak < p_change):
-            raise InvalidParameterError("p_change", f"need 0 <= p_leak < p_change < 1, got {p_leak}, {p_change}")
-        if not (min_dwell_s >= 0 and emission_scale > 0):
-            raise InvalidParameterError("min_dwell_s", "min_dwell_s >= 0 and emission_scale > 0 required")
-        self.n_floors, self.dt = int(n_floors), float(dt)
-        self.D = max(2, int(np.ceil(min_dwell_s / dt)) + 1)
-        self.p_change, self.p_leak, self.emission_scale = float(p_change), float(p_leak), float(emission_scale)
-
-    # --- transition pieces -------------------------------------------------------------
-    def _pc(self, allowed) -> np.ndarray:
-        """(N,F,F) change probabilities with a zero diagonal; rows sum below 1."""
-        a = np.asarray(allowed, bool)
-        nf = self.n_floors
-        pc = np.where(a, self.p_change, self.p_leak)
-        pc = pc * (1 - np.eye(nf, dtype=bool))
-        tot = pc.sum(axis=2, keepdims=True)
-        return np.where(tot > 0.5, pc * 0.5 / np.maximum(tot, 1e-300), pc)
-
-    def _emis(self, ll) -> np.ndarray:
-        ll = np.asarray(ll, dtype=float) * self.emission_scale
-        ll = np.where(np.isfinite(ll), ll, -1e300)
-        return np.exp(ll - ll.max(axis=-1, keepdims=True))
-
-    def start(self, n: int, prior=None) -> np.ndarray:
-        """Initial filter state (n,F,D): floor ``prior`` (n,F) or uniform, free to change."""
-        alpha = np.zeros((n, self.n_floors, self.D))
-        alpha[:, :, -1] = 1.0 / self.n_floors if prior is None else np.asarray(prior, float)
-        return alpha
-
-    def _propagate(self, alpha, pc):
-        stay = alpha[:, :, -1]
-        new = np.zeros_like(alpha)
-        new[:, :, 1:] = alpha[:, :, :-1]
-        new[:, :, -1] += stay * (1 - pc.sum(axis=2))
-        new[:, :, 0] += np.einsum("nf,nfg->ng", stay, pc)
-        return new
-
-    def step(self, alpha, ll, allowed) -> tuple[np.ndarray, np.ndarray]:
-        """One online filtering step.
-
-        ``alpha`` (N,F,D) state after the previous step, ``ll`` (N,F) this window's
-        log-likelihood, ``allowed`` (N,F,F) from the previous position.  Returns the new state
-        and the filtered floor probabilities (N,F).
-        """
-        a = self._propagate(alpha, self._pc(allowed)) * self._emis(ll)[:, :, None]
-        a /= a.sum(axis=(1, 2), keepdims=True)
-        return a, a.sum(axis=2)
-
-    # --- batch over time ---------------------------------------------------------------
-    def _check(self, ll, allowed):
-        ll = np.asarray(ll, dtype=float)
-        if ll.ndim != 3 or ll.shape[2] != self.n_floors:
-            raise InvalidParameterError("loglik", f"must be (T,N,{self.n_floors}), got shape {ll.shape}")
-        allowed = np.asarray(allowed, bool)
-        if allowed.shape != ll.shape + (self.n_floors,):
-            raise InvalidParameterError("allowed", f"must be {ll.shape + (self.n_floors,)}, got {allowed.shape}")
-        return ll, allowed
-
-    def filter(self, loglik, allowed, prior=None) -> np.ndarray:
-        """Causal floor probabilities (T,N,F).  ``allowed[t]`` gates the change t -> t+1."""
-        ll, allowed = self._check(loglik, allowed)
-        T, N, _ = ll.shape
-        out = np.empty_like(ll)
-        a = self.start(N, prior)
-        a = a * self._emis(ll[0])[:, :, None]
-        a /= a.sum(axis=(1, 2), keepdims=True)
-        out[0] = a.sum(axis=2)
-        for t in range(1, T):
-            a, out[t] = self.step(a, ll[t], allowed[t - 1])
-        return out
-
-    def smooth(self, loglik, allowed, prior=None) -> np.ndarray:
-        """Forward-backward floor probabilities (T,N,F) given all windows."""
-        ll, allowed = self._check(loglik, allowed)
-        T, N, F = ll.shape
-        alphas = np.empty((T, N, F, self.D))
-        a = self.start(N, prior) * self._emis(ll[0])[:, :, None]
-        alphas[0] = a / a.sum(axis=(1, 2), keepdims=True)
-        for t in range(1, T):
-            alphas[t], _ = self.step(alphas[t - 1], ll[t], allowed[t - 1])
-        beta = np.ones((N, F, self.D))
-        out = np.empty_like(ll)
-        g = alphas[-1] * beta
-        out[-1] = g.sum(axis=2) / g.sum(axis=(1, 2))[:, None]
-        for t in range(T - 2, -1, -1):
-            pc = self._pc(allowed[t])
-            w = self._emis(ll[t + 1])[:, :, None] * beta
-            nb = np.empty_like(beta)
-            nb[:, :, :-1] = w[:, :, 1:]
-            nb[:, :, -1] = (1 - pc.sum(axis=2)) * w[:, :, -1] + np.einsum("nfg,ng->nf", pc, w[:, :, 0])
-            beta = nb / nb.sum(axis=(1, 2), keepdims=True)
-            g = alphas[t] * beta
-            out[t] = g.sum(axis=2) / g.sum(axis=(1, 2))[:, None]
-        return out
-
-    def viterbi(self, loglik, allowed, prior=None) -> np.ndarray:
-        """Most probable floor sequence (T,N) int under the dwell and connector constraints."""
-        ll, allowed = self._check(loglik, allowed)
-        T, N, F = ll.shape
-        D = self.D
-        lls = ll * self.emission_scale
-        lls = np.where(np.isfinite(lls), lls, -1e300)
-        with np.errstate(divide="ignore"):
-            lp0 = np.full((N, F), -np.log(F)) if prior is None else np.log(np.asarray(prior, float))
-        delta = np.full((N, F, D), -np.inf)
-        delta[:, :, -1] = lp0 + lls[0]
-        from_g = np.zeros((T, N, F), np.int16)  # age 0 at t: came from floor from_g (age D-1)
-        from_stay = np.zeros((T, N, F), bool)  # age D-1 at t: came from age D-1 (else D-2)
-        rows = np.arange(N)[:, None]
-        for t in range(1, T):
-            pc = self._pc(allowed[t - 1])
-            with np.errstate(divide="ignore"):
-                lpc = np.log(pc)
-                lstay = np.log1p(-pc.sum(axis=2))
-            stay = delta[:, :, -1]
-            cand = stay[:, :, None] + lpc  # (N, from, to)
-            from_g[t] = np.argmax(cand, axis=1)
-            new = np.empty_like(delta)
-            new[:, :, 0] = np.take_along_axis(cand, from_g[t][:, None, :].astype(np.intp), axis=1)[:, 0, :]
-            new[:, :, 1:-1] = delta[:, :, 0:-2]
-            keep = stay + lstay
-            from_stay[t] = keep >= delta[:, :, -2]
-            new[:, :, -1] = np.where(from_stay[t], keep, delta[:, :, -2])
-            delta = new + lls[t][:, :, None]
-            delta -= delta.max(axis=(1, 2), keepdims=True)  # keep the numbers small
-        path = np.empty((T, N), int)
-        flat = np.argmax(delta.reshape(N, -1), axis=1)
-        f, a = flat // D, flat % D
-        path[-1] = f
-        for t in range(T - 1, 0, -1):
-            to0 = a == 0
-            top = a == D - 1
-            pf = np.where(to0, from_g[t][rows[:, 0], f], f)
-            pa = np.where(to0, D - 1, np.where(top & from_stay[t][rows[:, 0], f], D - 1, a - 1))
-            f, a = pf, pa
-            path[t - 1] = f
-        return path

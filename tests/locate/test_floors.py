@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import locate.connectors
+import locate.floor_hmm
 import locate.floors
 from locate import PathLoss
 from locate.errors import InvalidParameterError
@@ -20,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _mall_scenario as scn
 
 
-def test_doctests():
-    res = doctest.testmod(locate.floors, optionflags=doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("mod", [locate.floors, locate.floor_hmm, locate.connectors])
+def test_doctests(mod):
+    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted >= 3 and res.failed == 0
 
 
@@ -272,6 +275,66 @@ def test_floor_changes_events():
     xy[4:, 0] = [58.0, 20.0]
     ev = floor_changes(t, fl, xy, con, window_s=3)
     assert [con.ids[v] for v in ev["via"]] == ["escB", "escB"] and ev["via_dist"][0] == 0.0
+
+
+def test_landing_loglik_agrees_with_loglik_at_and_picks_the_landing():
+    from locate.connectors import landing_loglik
+
+    fm, g, gf = _model(offsets_db=(-4.0, 0.0, 4.0))
+    con = scn.connector_index()
+    cen = con.centroids()
+    rows = []
+    for c in range(len(cen)):
+        f = max(int(con.floor[c]), 0)
+        r = _mean_rssi(cen[c:c + 1], f, g, gf)
+        rows.append(np.where(r >= scn.SENS, np.round(r), np.nan)[0])
+    r = np.vstack(rows + [np.full(len(g), np.nan)])
+    L = landing_loglik(fm, r, con)
+    assert L.shape == (len(cen) + 1, len(cen)) and np.all(L[-1] == 0.0)
+    # Noise-free windows at each escalator landing are best explained by that landing.
+    esc = [c for c in range(len(cen)) if con.kinds[c] == "escalator"]
+    assert all(int(np.argmax(L[c, esc])) == esc.index(c) for c in esc)
+    for c in range(len(cen)):
+        at = fm.loglik_at(r[:-1], np.broadcast_to(cen[c], (len(cen), 2)))
+        want = at[:, con.floor[c]] if con.floor[c] >= 0 else at[:, list(con.connects[c])].max(axis=1)
+        np.testing.assert_allclose(L[:-1, c], want, rtol=1e-12, atol=1e-9)
+    with pytest.raises(InvalidParameterError) as e:
+        landing_loglik(fm, r[:, :3], con)
+    assert e.value.parameter == "rssi_dbm"
+
+
+def _three_floor_connectors():
+    sq = lambda x, y: scn.rect(x - 2, y - 2, x + 2, y + 2)
+    return Connectors([sq(10, 10), sq(60, 10)], [(0, 1, 2), (0, 1, 2)], ids=["esc", "lift"],
+                      kinds=["escalator", "lift"], floor=[-1, -1])
+
+
+def test_consecutive_rides_through_one_lift_are_one_ride():
+    con = _three_floor_connectors()
+    t = np.arange(120.0)
+    fl = np.zeros((120, 3), int)
+    fl[:, :] = 2
+    fl[40:56, :] = 1  # 16 s on L1: the HMM's minimum dwell between two hops
+    fl[56:, :2] = 0
+    fl[56:100, 2] = 1  # device 2: 60 s on L1, a real stop there
+    fl[100:, 2] = 0
+    xy = np.full((120, 3, 2), np.nan)
+    L = np.zeros((120, 3, 2))
+    L[30:70, :, 1] = 5.0  # the radio says: at the lift throughout
+    L[30:70, 1, :] = [5.0, 0.0]  # device 1: at the escalator
+    ev = floor_changes(t, fl, xy, con, via_loglik=L)
+    got = [(int(e["device"]), float(e["t"]), int(e["from_floor"]), int(e["to_floor"]), int(e["via"])) for e in ev]
+    assert [g for g in got if g[0] == 0] == [(0, 40.0, 2, 0, 1)]
+    assert [g[2:4] for g in got if g[0] == 1] == [(2, 1), (1, 0)]
+    assert [g[2:4] for g in got if g[0] == 2] == [(2, 1), (1, 0)]
+    # Where the track has no position, the radio names the connector; where it has, the track.
+    assert floor_changes(t, fl, None, con, via_loglik=L)["via"].tolist()[:2] == [1, 0]
+    xy[:, 1] = [60.0, 10.0]  # device 1's track at the lift: the radio's escalator keeps two rides
+    ev = floor_changes(t, fl, xy, con, via_loglik=L)
+    assert ev[ev["device"] == 1][["t", "from_floor", "to_floor", "via"]].tolist() == [(40.0, 2, 1, 1), (56.0, 1, 0, 1)]
+    with pytest.raises(InvalidParameterError) as e:
+        floor_changes(t, fl, xy, con, via_loglik=L[..., :1])
+    assert e.value.parameter == "via_loglik"
 
 
 # --- The scenario mall --------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from firmware_sim import SimConfig, simulate
 from gateway.site import load_site, sample_site_path
 from locate import PathLoss
+from locate.connectors import landing_loglik
 from locate.events import drop_excursions, floor_changes
 from locate.floors import Connectors, FloorHMM, FloorModel
 from locate.track import rts_smooth
@@ -103,7 +104,10 @@ def pipeline(sim):
     fix = np.take_along_axis(xyf, path[..., None, None], axis=2)[:, :, 0]
     cov = np.take_along_axis(covf, path[..., None, None, None], axis=2)[:, :, 0]
     track = rts_smooth(np.arange(T, dtype=float), fix, cov)
-    ev = floor_changes(np.arange(T, dtype=float), path, track.x[..., :2], con)
+    # Whether two rides in a row were one lift ride is decided on the radio evidence at each
+    # landing: the track is least sure of itself during a ride.
+    via_ll = landing_loglik(fm, rssi.reshape(T * N, K), con).reshape(T, N, -1)
+    ev = floor_changes(np.arange(T, dtype=float), path, track.x[..., :2], con, via_loglik=via_ll)
     return {"ll": ll, "path": path, "filt": filt, "events": ev, "con": con,
             "heard": lk.n_heard.reshape(T, N) > 0}
 
