@@ -87,6 +87,10 @@ class WindowAssembler:
     def _close(self, table: dict[int, Window], until_t: float, live: bool) -> list[Window]:
         keys = sorted(k for k in table if k * self.window_s <= until_t)
         out = [table.pop(k) for k in keys]
+        for w in out:
+            # Order-independent assembly: the matrix rows (devices in first-seen order) and the
+            # last-wins fp/member fields must not depend on the order batches arrived in.
+            w.parts.sort(key=lambda p: (str(getattr(p, "gw", "")), getattr(p, "seq", 0)))
         if live and keys:
             self.closed_key = max(keys[-1], self.closed_key if self.closed_key is not None else keys[-1])
         return out
