@@ -67,54 +67,73 @@ class GridPosterior:
                 sc = np.sqrt(s**2 + offset_sd_db**2)
                 cens = np.logaddexp(np.log(p_miss),
                                     np.log1p(-p_miss) + log_ndtr((sens - M - offset_mean_db) / sc))
+                # The solve's single-precision tables: one stacked matrix for the three linear
+                # terms of the log-likelihood (heard M, heard M^2/s^2, censored), M/s^2 for the
+                # profiled offset, and the moments table [1, x, y, x^2, xy, y^2, outside] in
+                # coordinates centred on the floor (float32 keeps the moments exact to ~1e-3 m^2).
+                c0 = g.mean(axis=0)
+                gc = g - c0
+                mom = np.column_stack([np.ones(len(g)), gc, gc[:, 0] ** 2, gc[:, 0] * gc[:, 1],
+                                       gc[:, 1] ** 2, outside])
                 self.tables[(fi, ki)] = {
                     "cols": cols, "g": g, "gg": gg, "out": outside, "s2": s**2,
                     "M": M.T.copy(), "Ms2": (M / s**2).T.copy(), "M2s2": (M**2 / s**2).T.copy(),
-                    "cens": cens.T.copy(), "norm_miss": np.log1p(-p_miss)}
+                    "cens": cens.T.copy(), "norm_miss": np.log1p(-p_miss),
+                    "inv_s2": 1.0 / s**2, "c0": c0,
+                    "T32": np.vstack([M.T, (M**2 / s**2).T, cens.T]).astype(np.float32),
+                    "Ms2_32": np.ascontiguousarray((M / s**2).T, dtype=np.float32),
+                    "mom32": mom.astype(np.float32)}
 
     def solve(self, rssi: np.ndarray, floor: int, kind: int):
-        """rssi (n, K_all) for devices of one floor and kind -> (xy, cov, p_out, n_heard)."""
+        """rssi (n, K_all) for devices of one floor and kind -> (xy, cov, p_out, n_heard).
+
+        The log-likelihood over the grid, up to a per-device constant (which the normalisation
+        removes), is
+
+            ll = t (sum_h r M/s^2 - 0.5 sum_h M^2/s^2 + sum_miss cens) + 0.5 t (b - sum_h M/s^2)^2 / E
+
+        with b = sum_h r/s^2 + mu_o/s_o^2 and E = sum_h 1/s^2 + 1/s_o^2 (the offset profiled
+        out). The linear part is one (n, 3K) x (3K, G) product, the offset part one (n, K) x
+        (K, G) product; the posterior moments and p_out one (n, G) x (G, 7) product. The
+        (n, G) arrays are float32 (log-likelihood errors ~1e-3 nats) and built in place.
+        """
         tb = self.tables.get((floor, kind))
         n = rssi.shape[0]
         if tb is None or n == 0:
             return (np.full((n, 2), np.nan), np.full((n, 2, 2), np.nan), np.zeros(n),
                     np.zeros(n, np.int64))
+        t = self.temper
         r = rssi[:, tb["cols"]]
         h = np.isfinite(r)
-        hf = h.astype(float)
-        r0 = np.where(h, r, 0.0)
-        rs2 = r0 / tb["s2"]
-        A = (r0 * rs2).sum(1)                    # sum r^2/s^2
-        Rr = rs2.sum(1)                          # sum r/s^2
-        E = hf @ (1.0 / tb["s2"]) + self.inv_o2
-        rM = rs2 @ tb["M"]                       # sum h r M / s^2
-        hM = hf @ tb["Ms2"]                      # sum h M/s^2
-        hM2 = hf @ tb["M2s2"]                    # sum h M^2/s^2
-        # ll = -0.5 (sum h (r-M)^2/s^2 + mu_o^2/s_o^2 - lin^2/E) + censored, built in place.
-        lin = hM
-        np.subtract(Rr[:, None] + self.mu_o * self.inv_o2, lin, out=lin)   # sum h (r-M)/s^2 + prior
-        np.square(lin, out=lin)
-        lin /= E[:, None]
-        ll = rM
-        ll *= 2.0
-        np.subtract(hM2, ll, out=ll)
-        ll += (A + self.mu_o**2 * self.inv_o2)[:, None]
-        ll -= lin
-        ll *= -0.5 * self.temper
-        ll += ((1.0 - hf) @ tb["cens"]) * self.temper
+        k = r.shape[1]
+        hf = h.astype(np.float32)
+        rs2 = np.where(h, r, 0.0) * tb["inv_s2"]
+        b = rs2.sum(1) + self.mu_o * self.inv_o2          # sum h r/s^2 + prior
+        E = h @ tb["inv_s2"] + self.inv_o2
+        X = np.empty((n, 3 * k), np.float32)
+        np.multiply(rs2, t, out=X[:, :k], casting="same_kind")
+        np.multiply(hf, -0.5 * t, out=X[:, k:2 * k])
+        np.subtract(t, hf * t, out=X[:, 2 * k:])
+        ll = X @ tb["T32"]                                # (n, G)
+        q = hf @ tb["Ms2_32"]                             # sum h M/s^2
+        q -= b.astype(np.float32)[:, None]
+        np.square(q, out=q)
+        q *= (0.5 * t / E).astype(np.float32)[:, None]
+        ll += q
         ll -= ll.max(axis=1, keepdims=True)
         w = np.exp(ll, out=ll)
-        w /= w.sum(axis=1, keepdims=True)
-        mu = w @ tb["g"]
-        m2 = w @ tb["gg"]
+        mo = (w @ tb["mom32"]).astype(np.float64)        # (n, 7): sum w, x, y, x^2, xy, y^2, out
+        mo[:, 1:] /= mo[:, :1]
+        c0 = tb["c0"]
+        mu = mo[:, 1:3] + c0
         var = self.step**2 / 12.0
         cov = np.empty((n, 2, 2))
-        cov[:, 0, 0] = np.maximum(m2[:, 0] - mu[:, 0] ** 2, 0) + var
-        cov[:, 1, 1] = np.maximum(m2[:, 2] - mu[:, 1] ** 2, 0) + var
-        cov[:, 0, 1] = cov[:, 1, 0] = m2[:, 1] - mu[:, 0] * mu[:, 1]
+        cov[:, 0, 0] = np.maximum(mo[:, 3] - mo[:, 1] ** 2, 0) + var
+        cov[:, 1, 1] = np.maximum(mo[:, 5] - mo[:, 2] ** 2, 0) + var
+        cov[:, 0, 1] = cov[:, 1, 0] = mo[:, 4] - mo[:, 1] * mo[:, 2]
         if self.use_map:
             mu = tb["g"][np.argmax(w, axis=1)]
-        p_out = w @ tb["out"]
+        p_out = mo[:, 6]
         nh = h.sum(1)
         none = nh == 0
         mu[none] = np.nan
