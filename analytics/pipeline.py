@@ -48,6 +48,9 @@ class Output:
     points: list[Point] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     visits: list[VisitRecord] = field(default_factory=list)
+    # What the input's effects wait for before they are durable: the (still open) window a
+    # batch went to, or None. Ingest acknowledges the message once ``hold.closed`` is true.
+    hold: object = None
 
     def extend(self, other: "Output") -> None:
         self.events += other.events
@@ -118,12 +121,21 @@ class Pipeline:
         self.stats["batches"] += 1
         if not self.dedupe.accept(batch.gw, batch.seq, batch.t):
             self.stats["duplicates"] += 1
-            return Output()
+            # The original may still sit in an open window: so does the duplicate.
+            return Output(hold=self.windows.open_window(batch.gw, batch.t))
         self.stats["sightings"] += len(batch)
-        if self.windows.add(batch):
-            self.stats["late_batches"] += 1
-        out = Output()
+        late0 = self.windows.late_batches
+        self.windows.add(batch)
+        self.stats["late_batches"] += self.windows.late_batches - late0
+        out = Output(hold=self.windows.last_window)
         for w in self.windows.close_ready():
+            out.extend(self._window(w))
+        return out
+
+    def close_windows(self) -> Output:
+        """Close every open window now (the input went quiet); visitors stay as they are."""
+        out = Output()
+        for w in self.windows.close_all():
             out.extend(self._window(w))
         return out
 
@@ -133,7 +145,13 @@ class Pipeline:
 
     def status(self, st: Status) -> Output:
         self.metrics.gateway_status(st)
-        return Output(points=self.metrics.take_points())
+        points = self.metrics.take_points()
+        off = self.windows.offset_estimate(st.gw)
+        if off is not None:
+            # The gateway's clock offset as ingest estimates it from its batches (s, + = ahead).
+            points = [Point(p.measurement, p.tags, {**p.fields, "clock_offset_s": float(off)}, p.t)
+                      if p.measurement == "gateway_status" else p for p in points]
+        return Output(points=points)
 
     def flush(self) -> Output:
         """End of data: close every window, finish every visitor, emit every metric."""
