@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -117,42 +118,65 @@ class Locator:
 
     # -- window -> matrix ------------------------------------------------------------------
     def matrix(self, t: float, parts) -> WindowMatrix:
-        """Stack the gateway batches of one window into a (devices x gateways) RSSI matrix."""
-        row_of: dict[str, int] = {}
-        ids: list[str] = []
-        rows_parts = []
-        cols_parts = []
+        """Stack the gateway batches of one window into a (devices x gateways) RSSI matrix.
+
+        Rows in order of first appearance. All batches at once: ids to rows with C-level dict
+        passes, then one scatter when no (device, gateway) cell is hit twice (the usual case);
+        otherwise batch by batch, the stronger reading of a device kept.
+        """
+        good = []
+        cols = []
         for p in parts:
             col = self.gw_col.get(p.gw)
             if col is None:
                 log.debug("batch from unknown gateway %s ignored", p.gw)
                 continue
-            setdefault = row_of.setdefault
-            rows = [setdefault(i, len(row_of)) for i in p.id]
-            rows_parts.append((np.asarray(rows, dtype=np.int64), p))
-            cols_parts.append(col)
-        n = len(row_of)
-        ids = list(row_of)
+            good.append(p)
+            cols.append(col)
+        allids = list(chain.from_iterable(p.id for p in good))
+        total = len(allids)
+        ids = list(dict.fromkeys(allids))
+        n = len(ids)
+        k = len(self.gw_ids)
+        row_of = dict(zip(ids, range(n)))
+        rows = np.fromiter(map(row_of.__getitem__, allids), np.int64, total)
+        lens = [len(p.id) for p in good]
         kind = np.zeros(n, np.uint8)
         rnd = np.full(n, -1, np.int8)
-        rssi = np.full((n, len(self.gw_ids)), np.nan)
+        rssi = np.full((n, k), np.nan)
         fp: list[str | None] = [None] * n
         member: list[str | None] = [None] * n
-        total = 0
-        for (rows, p), col in zip(rows_parts, cols_parts):
-            total += len(rows)
-            if not len(rows):
-                continue
-            # Same device twice in one batch: keep the stronger reading.
-            cur = rssi[rows, col]
-            rssi[rows, col] = np.fmax(cur, p.rssi)
-            kind[rows] = p.kind
-            rnd[rows] = np.maximum(rnd[rows], p.rnd)
-            for r, f, m in zip(rows.tolist(), p.fp, p.member):
-                if f is not None:
-                    fp[r] = f
-                if m is not None:
-                    member[r] = m
+        if total:
+            key = rows * k + np.repeat(np.asarray(cols, np.int64), lens)
+            seq = np.arange(total)
+            last = np.empty(n * k, np.int64)
+            last[key] = seq
+            if np.array_equal(last[key], seq):      # every (device, gateway) cell hit once
+                rssi.reshape(-1)[key] = np.concatenate([p.rssi for p in good])
+                kind[rows] = np.concatenate([p.kind for p in good])
+                np.maximum.at(rnd, rows, np.concatenate([p.rnd for p in good]))
+            else:
+                off = 0
+                for p, col, m in zip(good, cols, lens):
+                    r = rows[off:off + m]
+                    off += m
+                    if not m:
+                        continue
+                    # Same device twice in one batch: keep the stronger reading.
+                    rssi[r, col] = np.fmax(rssi[r, col], p.rssi)
+                    kind[r] = p.kind
+                    rnd[r] = np.maximum(rnd[r], p.rnd)
+            off = 0
+            rl = None
+            for p, m in zip(good, lens):
+                for src, dst in ((p.fp, fp), (p.member, member)):
+                    if src.count(None) != m:
+                        if rl is None:
+                            rl = rows.tolist()
+                        for j, v in enumerate(src):
+                            if v is not None:
+                                dst[rl[off + j]] = v
+                off += m
         return WindowMatrix(t, ids, kind, rssi, fp, member, rnd, total)
 
     # -- floor evidence --------------------------------------------------------------------
