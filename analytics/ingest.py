@@ -4,6 +4,19 @@ A thin shell around the pure ``Pipeline``: it reads the clock, drives the MQTT l
 points through the durable sink and publishes what the pipeline produced. Every ``flush_s``
 the sink is flushed (server accepted or spooled) and only then are the MQTT messages behind
 it acknowledged, so a crash costs a redelivery, never data.
+
+A sightings batch only has an effect once the window it fed is closed (the watermark waits
+``lateness_s`` for the other gateways): until then it exists only in memory. So a batch's
+message is acknowledged only after its window was closed and the points it produced flushed;
+status and POS messages right after the next flush. Acks go out in arrival order, so one
+message waiting holds back those after it. The message counters written to the ``ingest``
+measurement (messages, batches, duplicates, late_batches, sightings, deadletters) count the
+acknowledged messages: after a crash, what the last durable counters show was acknowledged, the
+rest is redelivered to the next process and counted there.
+
+When no batch arrives for ``idle_close_s`` while connected (the gateways went quiet), every open
+window is closed, so the last batches are acknowledged and counted without more data behind
+them.
 """
 from __future__ import annotations
 
@@ -51,11 +64,16 @@ def subscription_filters(site_id: str, share_group: str | None) -> list[str]:
     return filters
 
 
+_PIPELINE_COMMITTED = ("batches", "duplicates", "late_batches", "sightings", "deadletters")
+_COMMITTED = _PIPELINE_COMMITTED + ("messages",)
+
+
 class IngestService:
     def __init__(self, pipeline: Pipeline, sink: InfluxSink, mqtt_url: str, *,
                  client_id: str = "mallsense-ingest", share_group: str | None = None,
                  session_expiry_s: int = 3600, flush_s: float = 1.0,
-                 publish_events: bool = True, clock: Callable[[], float] = time.time) -> None:
+                 publish_events: bool = True, clock: Callable[[], float] = time.time,
+                 idle_close_s: float = 10.0) -> None:
         self.pipeline = pipeline
         self.sink = sink
         self.site_id = pipeline.site.id
@@ -65,11 +83,28 @@ class IngestService:
         self.source = MqttSource(mqtt_url, client_id, subscription_filters(self.site_id, share_group),
                                  self._message, session_expiry_s=session_expiry_s)
         self.counters = {"messages": 0, "events": 0, "deadletters": 0, "points": 0}
+        # Counters of acknowledged messages (what the ingest measurement reports).
+        self.committed = {k: 0 for k in _COMMITTED}
+        self.idle_close_s = idle_close_s
+        self._last_batch = time.monotonic()
         self._next_flush = 0.0
 
-    def _message(self, topic: str, payload: bytes) -> None:
+    def _message(self, topic: str, payload: bytes):
+        """One MQTT message; returns its hold: (what it waits for, its counter increments)."""
+        before = [self.pipeline.stats.get(k, 0) for k in _PIPELINE_COMMITTED]
         self.counters["messages"] += 1
-        self.handle(self.pipeline.process_payload(topic, payload, self._clock()))
+        out = self.pipeline.process_payload(topic, payload, self._clock())
+        self.handle(out)
+        delta = {k: self.pipeline.stats.get(k, 0) - b for k, b in zip(_PIPELINE_COMMITTED, before)}
+        delta["messages"] = 1
+        if out.hold is not None:
+            self._last_batch = time.monotonic()
+        return out.hold, delta
+
+    @staticmethod
+    def _ready(hold) -> bool:
+        h = hold[0] if isinstance(hold, tuple) else hold
+        return h is None or bool(getattr(h, "closed", True))
 
     def handle(self, out: Output) -> None:
         if out.points:
@@ -86,16 +121,33 @@ class IngestService:
             log.info("dead letter from %s: %s (%s)", dl.topic, dl.reason, dl.detail)
             self.source.publish(str(Topic.deadletter(self.site_id)), dl.encode())
 
+    def _close_idle(self) -> None:
+        src = self.source
+        if (self.idle_close_s is not None and src.state == "connected" and src.pending
+                and self.pipeline.windows.has_open):
+            quiet = time.monotonic() - max(self._last_batch, src.connected_at)
+            if quiet >= self.idle_close_s:
+                log.info("no batch for %.1f s: closing the open windows", quiet)
+                self.handle(self.pipeline.close_windows())
+
     def flush(self) -> None:
-        """Sink flushed (accepted or spooled), then the messages behind it acknowledged."""
+        """Sink flushed (accepted or spooled), then the messages behind it acknowledged: those
+        whose windows are closed (their points are in this flush), in arrival order."""
+        self._close_idle()
         now = self._clock()
+        taken = self.source.take_ready(self._ready)
+        for _mid, _qos, hold, _conn in taken:
+            if isinstance(hold, tuple):
+                for k, v in hold[1].items():
+                    self.committed[k] += v
         stats = dict(self.pipeline.stats)
         stats.update(self.counters)
+        stats.update(self.committed)
         stats["spool_lines"] = self.sink.spool.depth()[1]
         self.pipeline.metrics.ingest_stats(now, {k: int(v) for k, v in stats.items()})
         self.sink.write(self.pipeline.metrics.take_points())
         self.sink.flush()
-        self.source.ack_pending()
+        self.source.ack(taken)
 
     def run(self, stop: threading.Event | None = None, max_s: float | None = None) -> None:
         stop = stop or threading.Event()
@@ -114,6 +166,6 @@ class IngestService:
         """Finish: every open window and visitor closed, everything written, then disconnect."""
         self.handle(self.pipeline.flush())
         self.flush()
-        self.source.close()
+        self.source.close(self._ready)
         res = self.sink.close()
         log.info("ingest stopped: %s; sink %s", self.counters, res)

@@ -3,8 +3,16 @@
 - ``clean_start=False`` and a session expiry interval: while ingest restarts, the broker queues
   QoS 1 messages for our client id, so nothing published meanwhile is lost.
 - Manual acknowledgement: a message is acknowledged only after the caller says its effects are
-  durable (``ack_pending()`` after the sink flushed), so a crash means redelivery, and
-  redelivery is harmless (dedupe by (gateway, seq)).
+  durable, so a crash means redelivery, and redelivery is harmless (dedupe by (gateway, seq)).
+  The ``on_message`` callback returns a *hold* per message (opaque here); ``take_ready(ready)``
+  hands out the longest prefix of received messages whose holds are ``ready`` (for ingest: the
+  window the batch fed is closed), and ``ack(taken)`` acknowledges them once the caller flushed.
+  PUBACKs go out in the order the PUBLISH packets arrived, as MQTT requires of a QoS 1 receiver
+  ([MQTT-4.6.0-2]); paho's ``ack(mid, qos)`` sends what it is told, the order is ours. Messages
+  of an earlier connection are handed out too (their effects count) but not acknowledged: the
+  broker redelivers them on the new connection and dedupe drops them.
+- CONNECT asks for a Receive Maximum of 65535, so the broker keeps sending while up to a few
+  seconds of messages wait for their windows to close.
 - Topic filters may be shared subscriptions (``$share/ingest/...``) so several ingest workers
   split one site's load.
 - The client runs in the caller's thread (``poll()`` drives paho's ``loop()``), so callbacks
@@ -71,7 +79,10 @@ class MqttSource:
         self._delay = backoff_s
         self._retry_at = 0.0
         self._failures = 0
-        self._pending_acks: list[tuple[int, int]] = []
+        # (mid, qos, hold, connection number) in arrival order
+        self._pending_acks: list[tuple[int, int, object, int]] = []
+        self._conn = 0
+        self.connected_at = 0.0
         self.session_present = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
@@ -90,6 +101,7 @@ class MqttSource:
         self.state = CONNECTING
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s
+        props.ReceiveMaximum = 65535
         try:
             self.client.connect(self.url.host, self.url.port, keepalive=self.keepalive_s,
                                 clean_start=False, properties=props)
@@ -116,8 +128,10 @@ class MqttSource:
         self._failures = 0
         self._delay = self.backoff_s
         self.session_present = bool(getattr(flags, "session_present", False))
-        # A fresh ack list: acks for a previous connection's messages are meaningless now.
-        self._pending_acks = []
+        # Acks for a previous connection's messages are meaningless now (they stay pending for
+        # take_ready(), but ack() skips them).
+        self._conn += 1
+        self.connected_at = self._clock()
         for f in self.filters:
             client.subscribe(f, qos=1)
 
@@ -126,9 +140,8 @@ class MqttSource:
             self._fail(f"connection lost: {reason_code}")
 
     def _message(self, client, userdata, msg) -> None:
-        self._on_message(msg.topic, msg.payload)
-        if msg.qos > 0:
-            self._pending_acks.append((msg.mid, msg.qos))
+        hold = self._on_message(msg.topic, msg.payload)
+        self._pending_acks.append((msg.mid, msg.qos, hold, self._conn))
 
     # -- driving ---------------------------------------------------------------------------
     def poll(self, timeout_s: float = 0.1) -> None:
@@ -143,23 +156,43 @@ class MqttSource:
             import time
             time.sleep(min(timeout_s, max(self._retry_at - self._clock(), 0.0)))
 
-    def ack_pending(self) -> int:
-        """Acknowledge every message received so far (call once their effects are durable)."""
+    @property
+    def pending(self) -> int:
+        return len(self._pending_acks)
+
+    def take_ready(self, ready: Callable[[object], bool] | None = None) -> list:
+        """Remove and return the longest prefix of received messages whose hold is ready
+        (all of them when ``ready`` is None), in arrival order."""
+        q = self._pending_acks
+        n = len(q)
+        if ready is not None:
+            n = 0
+            while n < len(q) and ready(q[n][2]):
+                n += 1
+        taken, self._pending_acks = q[:n], q[n:]
+        return taken
+
+    def ack(self, taken: list) -> int:
+        """Acknowledge messages from ``take_ready()`` (call once their effects are durable)."""
         n = 0
         if self.state == CONNECTED:
-            for mid, qos in self._pending_acks:
-                self.client.ack(mid, qos)
-                n += 1
-        self._pending_acks = []
+            for mid, qos, _hold, conn in taken:
+                if qos > 0 and conn == self._conn:
+                    self.client.ack(mid, qos)
+                    n += 1
         return n
+
+    def ack_pending(self, ready: Callable[[object], bool] | None = None) -> int:
+        """Acknowledge every received message whose hold is ready (all when ``ready`` is None)."""
+        return self.ack(self.take_ready(ready))
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         if self.state == CONNECTED:
             self.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def close(self) -> None:
+    def close(self, ready: Callable[[object], bool] | None = None) -> None:
         try:
-            self.ack_pending()
+            self.ack_pending(ready)
             self.state = DISCONNECTED        # our own disconnect is not a lost connection
             self.client.disconnect()
             self.client.loop(timeout=0.2)

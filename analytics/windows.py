@@ -231,6 +231,11 @@ class WindowAssembler:
 
     def close_ready(self) -> list[Window]:
         """Windows the watermark has passed, live ones then late ones, each in time order."""
+        # A held-back gateway that fell silent before it could be judged: pass its batches on.
+        horizon = self._arrivals - max(16, 2 * len(self._clocks))
+        for c in self._clocks.values():
+            if c.held and c.heard <= horizon:
+                self._release(c)
         out = self._close(self._open, self.watermark, live=True)
         out += self._close(self._late, self.max_late_t - self.lateness_s, live=False)
         # Never hold more than max_open windows (a gateway with a clock far in the future).

@@ -96,3 +96,12 @@ def test_steady_small_offsets_are_left_alone():
     wa = WindowAssembler()
     feed(wa, 30, GWS, {"gw-02": 1.0})
     assert wa.correction("gw-02") == 0.0 and wa.late_batches == 0
+
+
+def test_held_gateway_that_falls_silent_is_released():
+    wa = WindowAssembler()
+    feed(wa, 5, GWS[1:])
+    wa.add(Part(GWS[0], 0, T0 + 5 + 30.0))
+    h = wa.last_window
+    feed(wa, 10, GWS[1:], t0=T0 + 5, seq0=5)
+    assert h.window is not None
