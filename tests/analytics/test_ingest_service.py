@@ -155,11 +155,14 @@ def test_batches_of_open_windows_are_acknowledged_only_once_closed(site, mosquit
     import socket
     import struct
 
+    import uuid
+
     influxdb.create_database("ingest_hold")
+    client_id = f"ingest-hold-{uuid.uuid4().hex[:8]}"     # a session of its own
 
     def service():
         sink = make_sink(url=influxdb.url, db="ingest_hold", spool_path=str(tmp_path / "h.db"))
-        return IngestService(Pipeline(site), sink, mosquitto.url, client_id="ingest-hold",
+        return IngestService(Pipeline(site), sink, mosquitto.url, client_id=client_id,
                              flush_s=0.1, idle_close_s=None)
 
     svc = service()
@@ -171,11 +174,12 @@ def test_batches_of_open_windows_are_acknowledged_only_once_closed(site, mosquit
     pub = Listener(mosquitto.host, mosquitto.port, "unused/none")
     pub.publish_all([(str(Topic.sightings(site.id, b.gw)), b.encode()) for b in feed])
     pub.close()
-    assert _drive(svc, lambda: svc.counters["messages"] >= len(feed))
+    assert _drive(svc, lambda: svc.pipeline.stats["sightings"] >= total)
     svc.flush()
     # The last lateness_s of windows is open: their batches wait, everything before is acked.
     held = svc.source.pending
     assert 0 < held < len(feed) and svc.pipeline.windows.has_open
+    assert svc.counters["messages"] == len(feed)
     assert svc.committed["messages"] == len(feed) - held
     assert svc.committed["sightings"] < svc.pipeline.stats["sightings"] == total
     # Power cut: no DISCONNECT, no more acks.
