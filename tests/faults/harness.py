@@ -210,7 +210,7 @@ class SpoolFeeder:
             if self.rate > 0:
                 due = t0 + i / self.rate
                 while time.monotonic() < due and not self._stop.is_set():
-                    time.sleep(min(0.02, due - time.monotonic()))
+                    time.sleep(max(0.0, min(0.02, due - time.monotonic())))  # due may pass meanwhile
             self.spool.put(i, topic_of(b), b.encode())
             self.stored = i + 1
 
