@@ -89,16 +89,7 @@ class MetricsAggregator:
             c["funnel_dwell"] += int(bool(rec.visits))
             c["funnel_purchase"] += int(any(sv.purchases for sv in rec.visits))
             c["funnel_exit"] += int(rec.exit_t is not None)
-            for sv in rec.visits:
-                self._store_visit_point(rec, sv)
-                k = (_bucket(sv.enter_t, HOUR_S), sv.zone)
-                s = self._store[k]
-                s["dwell"].append(sv.exit_t - sv.enter_t)
-                if sv.purchases:
-                    s["bought"] += 1
-                    s["purchases"] += len(sv.purchases)
-                    s["revenue"] += float(sum(p[1] for p in sv.purchases))
-                self._dirty.add(("s", k))
+            self._count_store_visits(rec)
             for (t, f_from, f_to, via) in rec.floor_changes:
                 k = (_bucket(t, HOUR_S), f_from, f_to, via or "")
                 self._floors[k] += 1
@@ -109,16 +100,19 @@ class MetricsAggregator:
             self._dirty.add(("v", h))
         if not rec.entered:
             # A fragment (address rotated unnoticed) still tells about store visits.
-            for sv in rec.visits:
-                self._store_visit_point(rec, sv)
-                k = (_bucket(sv.enter_t, HOUR_S), sv.zone)
-                s = self._store[k]
-                s["dwell"].append(sv.exit_t - sv.enter_t)
-                if sv.purchases:
-                    s["bought"] += 1
-                    s["purchases"] += len(sv.purchases)
-                    s["revenue"] += float(sum(p[1] for p in sv.purchases))
-                self._dirty.add(("s", k))
+            self._count_store_visits(rec)
+
+    def _count_store_visits(self, rec: VisitRecord) -> None:
+        for sv in rec.visits:
+            self._store_visit_point(rec, sv)
+            k = (_bucket(sv.enter_t, HOUR_S), sv.zone)
+            s = self._store[k]
+            s["dwell"].append(sv.exit_t - sv.enter_t)
+            if sv.purchases:
+                s["bought"] += 1
+                s["purchases"] += len(sv.purchases)
+                s["revenue"] += float(sum(p[1] for p in sv.purchases))
+            self._dirty.add(("s", k))
 
     def _store_visit_point(self, rec: VisitRecord, sv) -> None:
         # One point per store visit (the tenant report's raw material). Two visits of a store
