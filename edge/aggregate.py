@@ -146,6 +146,7 @@ class Aggregator:
             sightings.append(Sighting(
                 id=pseudo(addr, t0), k=kind, rssi=round(median, 1), n=len(r), tx=dev.tx,
                 rnd=dev.rnd, fp=dev.fp, beacon=dev.beacon, member=dev.member,
+                sq=_last_seq(dev.seqs),
             ))
         sightings.sort(key=lambda s: (s.k, s.id))
         batches = []
@@ -156,9 +157,18 @@ class Aggregator:
         return batches
 
 
+def _last_seq(seqs: set[int] | None) -> int | None:
+    """The newest of a window's 802.11 sequence numbers: 12-bit, so the largest signed
+    difference from any one of them (a burst spans a few numbers, never half the circle)."""
+    if not seqs:
+        return None
+    s0 = next(iter(seqs))
+    return (s0 + max((s - s0 + 2048) % 4096 - 2048 for s in seqs)) % 4096
+
+
 # Upper bound of one encoded sighting without its optional strings: the longest id/k/rssi/n/tx/rnd
-# values with their keys take < 100 bytes; the keys of fp/beacon/member add 30.
-_SIGHTING_BYTES = 130
+# values with their keys take < 100 bytes; the keys of fp/beacon/member add 30, sq 12.
+_SIGHTING_BYTES = 142
 _BATCH_BUDGET = MAX_PAYLOAD_BYTES - 512  # header fields
 
 

@@ -3,7 +3,7 @@
 The same rules as edge.aggregate.Aggregator: windows by the gateway's own clock, key (radio,
 address), median RSSI of the packets heard (mean of the two middle ones for an even count),
 packet count, randomized flag, TX power / registered beacon / member token from any frame of
-the window, the probe fingerprint.
+the window, the probe fingerprint, the newest 802.11 sequence number.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ WINDOW_DTYPE = np.dtype([
     ("member", "i8"),  # member token major<<16|minor, -1 = none (text: devices.token_str)
     ("x", "f4"), ("y", "f4"),  # truth: device position (m) at the first packet's second
     ("floor", "i1"),  # truth: floor index into SimResult.floor_ids
+    ("sq", "i2"),  # last 802.11 sequence number heard (Wi-Fi), -1 = none
 ])
 NO_TX = -128
 
@@ -86,6 +87,12 @@ class WindowAggregator:
         mem = np.where(ble & (r["ftype"] == dv.BLE_MEMBER), r["member"], -1)
         out["member"] = _group_max(gid, mem, len(start))
         out["x"], out["y"], out["floor"] = first["x"], first["y"], first["floor"]
+        # The newest sequence number: signed 12-bit differences from any one of the group's
+        # (a burst spans a few numbers, never half the circle), the largest.
+        s0 = first["seq"].astype(np.int64)[gid]
+        ahead = (r["seq"].astype(np.int64) - s0 + 2048) % 4096 - 2048 + 4096
+        last = (first["seq"].astype(np.int64) + _group_max(gid, ahead, len(start)) - 4096) % 4096
+        out["sq"] = np.where(first["kind"] == 1, last, -1)
         return out[np.lexsort((out["gw"], out["t"]))]
 
 
@@ -111,14 +118,16 @@ def make_batches(windows: Iterable[np.ndarray], site_id: str, gateway_ids, finge
         for part in np.split(chunk, cut):
             t, g = float(part["t"][0]), int(part["gw"][0])
             ss = []
-            for row in part.tolist():
+            sqs = part["sq"].tolist()
+            for j, row in enumerate(part.tolist()):
                 (_, _, k, addr, _, rssi, n, tx, rnd, fp, beacon, member, *_rest) = row
                 ss.append(Sighting(
                     id=pseudo(int(addr).to_bytes(6, "big"), t), k=kinds[k],
                     rssi=round(float(rssi), 1), n=int(n), tx=None if tx == NO_TX else int(tx),
                     rnd=bool(rnd), fp=fingerprints[fp] if fp >= 0 else None,
                     beacon=beacon_ids[beacon] if beacon >= 0 else None,
-                    member=dv.token_str(member) if member >= 0 else None))
+                    member=dv.token_str(member) if member >= 0 else None,
+                    sq=sqs[j] if sqs[j] >= 0 else None))
             ss.sort(key=lambda s: (s.k, s.id))
             for i in range(0, len(ss), MAX_SIGHTINGS):
                 seq[g] += 1

@@ -44,7 +44,8 @@ N_MAX = 1_000_000  # packets per device per window; BLE at 20 ms for 60 s is 300
 # BLE TX Power Level AD type (CSS Part A 1.5) is a signed octet, dBm.
 TX_MIN, TX_MAX = -127, 127
 TOKEN_MAX = 128  # fp, beacon, member
-_OPTIONAL = ("tx", "rnd", "fp", "beacon", "member")
+SQ_MAX = 4095  # 802.11 sequence numbers are 12 bits
+_OPTIONAL = ("tx", "rnd", "fp", "beacon", "member", "sq")
 _NAN = float("nan")
 
 
@@ -57,6 +58,10 @@ class Sighting:
     n: packets heard in the window, 1..1e6. tx: advertised TX power at 1 m, dBm, -127..127.
     rnd: the address was randomized. fp: Wi-Fi probe fingerprint (hash of IEs), token.
     beacon: registered beacon "uuid:major:minor", token. member: consented member token.
+    sq: the last 802.11 sequence number heard from it in the window (Wi-Fi probes), 0..4095.
+    Phones that keep one counter across MAC changes continue it in their next burst, so ingest
+    chains a randomizing phone's bursts (Vanhoef et al., AsiaCCS 2016). Added to v1 as an
+    optional key: v1 readers ignore keys they do not know, so no version bump (docs/wire-v1.md).
     """
 
     id: str
@@ -68,6 +73,7 @@ class Sighting:
     fp: str | None = None
     beacon: str | None = None
     member: str | None = None
+    sq: int | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -83,6 +89,8 @@ class Sighting:
             value = getattr(self, key)
             if value is not None:
                 check_token(value, key, TOKEN_MAX)
+        if self.sq is not None:
+            put(self, "sq", check_int(self.sq, "sq", 0, SQ_MAX))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "k": self.k, "rssi": self.rssi, "n": self.n}
@@ -106,6 +114,7 @@ class Sighting:
             obj.get("fp"),
             obj.get("beacon"),
             obj.get("member"),
+            obj.get("sq"),
         )
 
 
@@ -132,6 +141,7 @@ class SightingArrays:
 
     kind: uint8 index into KINDS. rssi: float64 dBm. n: int64 packets. tx: float64 dBm, NaN where
     absent. rnd: int8, -1 absent / 0 / 1. fp, beacon, member: lists with None where absent.
+    sq: int16 last 802.11 sequence number, -1 where absent (None: no column, all absent).
     """
 
     site: str
@@ -148,6 +158,7 @@ class SightingArrays:
     fp: list[str | None]
     beacon: list[str | None]
     member: list[str | None]
+    sq: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.id)
@@ -229,6 +240,7 @@ class SightingsBatch:
         fp: list[str | None] = [None] * m
         beacon: list[str | None] = [None] * m
         member: list[str | None] = [None] * m
+        sq: list[int] = [-1] * m
         token = TOKEN_RE.fullmatch
         for i, d in enumerate(raw):
             # Inline checks for the common, valid case; anything they do not accept goes to the
@@ -268,6 +280,12 @@ class SightingsBatch:
                             col[i] = v
                         else:
                             ok = False
+                v = d.get("sq")
+                if v is not None:
+                    if type(v) is int and 0 <= v <= SQ_MAX:
+                        sq[i] = v
+                    else:
+                        ok = False
             if ok:
                 if k == "wifi":
                     kind[i] = 1
@@ -281,6 +299,7 @@ class SightingsBatch:
                 tx[i] = _NAN if one.tx is None else one.tx
                 rnd[i] = 255 if one.rnd is None else int(one.rnd)
                 fp[i], beacon[i], member[i] = one.fp, one.beacon, one.member
+                sq[i] = -1 if one.sq is None else one.sq
             ids[i] = sid
             rssi[i] = r
             n[i] = c
@@ -299,6 +318,7 @@ class SightingsBatch:
             fp,
             beacon,
             member,
+            np.array(sq, dtype=np.int16),
         )
 
     def arrays(self) -> SightingArrays:
@@ -319,6 +339,7 @@ class SightingsBatch:
             [x.fp for x in s],
             [x.beacon for x in s],
             [x.member for x in s],
+            np.array([-1 if x.sq is None else x.sq for x in s], dtype=np.int16),
         )
 
 

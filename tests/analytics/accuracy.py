@@ -79,7 +79,8 @@ def fast_arrays(res, secret: bytes):
                 part["n"].astype(np.int64), tx, part["rnd"].astype(np.int8),
                 [fps[i] if i >= 0 else None for i in fp],
                 [beacons[i] if i >= 0 else None for i in bc],
-                [dv.token_str(m) if m >= 0 else None for m in mb])
+                [dv.token_str(m) if m >= 0 else None for m in mb],
+                part["sq"].astype(np.int16))
 
 
 def run_pipeline(site, res, tdir: Path, cfg: PipelineConfig | None = None) -> tuple[Pipeline, Output]:
@@ -180,7 +181,9 @@ def score(out: Output, tdir: Path, cfg) -> dict:
     allv = defaultdict(list)
     for v in read(tdir / "visits.csv"):
         if role_of.get(v["person"]) == "shopper" and float(v["exit"]) >= t0 and float(v["enter"]) < t1:
-            allv[v["zone"]].append((v["person"], float(v["enter"]), float(v["exit"])))
+            # The part of the visit inside the run: all that ingest can observe (a visit in
+            # progress at the start, or still open at the end, is cut on both sides).
+            allv[v["zone"]].append((v["person"], max(float(v["enter"]), t0), min(float(v["exit"]), t1)))
     bought = defaultdict(set)
     for p in read(tdir / "purchases.csv"):
         bought[p["store"]].add(p["person"])

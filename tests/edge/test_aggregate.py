@@ -52,6 +52,18 @@ def test_burst_on_several_channels_counted_once():
     (s,) = batch.s
     assert s.n == 2 and s.rnd is True and s.fp == "abcdef0123456789"
     assert agg.stats.duplicates == 2
+    assert s.sq == 301          # the newest sequence number, for chaining bursts at ingest
+
+
+@pytest.mark.parametrize("seqs,last", [((4094, 4095, 0, 1), 1), ((1, 0, 4095), 1),
+                                       ((7,), 7), ((2000, 2003), 2003)])
+def test_newest_sequence_number_wraps_at_12_bits(seqs, last):
+    agg = _agg()
+    for i, q in enumerate(seqs):
+        agg.add(ob(5.1 + 0.01 * i, kind="wifi", seq=q, channel=1, random_addr=True))
+    (batch,) = agg.flush(6.0)
+    assert batch.s[0].sq == last
+    assert SightingsBatch.decode(batch.encode()).s[0].sq == last
 
 
 def test_ble_and_wifi_of_same_address_are_separate_sightings():

@@ -50,6 +50,7 @@ sightings = st.builds(
     fp=maybe(tokens),
     beacon=maybe(tokens),
     member=maybe(tokens),
+    sq=maybe(st.integers(0, 4095)),
 )
 batches = st.builds(
     SightingsBatch,

@@ -131,6 +131,9 @@ BATCH_CASES = [
     ("gw_slash", _dumps(_batch(gw="gw/1")), "bad_id", "gw"),
     ("site_plus", _dumps(_batch(site="+")), "bad_id", "site"),
     ("member_long", _dumps(_sighting(member="m" * 129)), "bad_id", "s[0].member"),
+    ("sq_over_12_bits", _dumps(_sighting(2, sq=4096)), "out_of_range", "s[2].sq"),
+    ("sq_negative", _dumps(_sighting(sq=-1)), "out_of_range", "s[0].sq"),
+    ("sq_float", _dumps(_sighting(sq=12.0)), "wrong_type", "s[0].sq"),
 ]
 
 
