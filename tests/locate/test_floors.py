@@ -337,6 +337,31 @@ def test_consecutive_rides_through_one_lift_are_one_ride():
     assert e.value.parameter == "via_loglik"
 
 
+
+def test_escalator_trip_is_one_well_with_rides_ride_s_apart():
+    sq = lambda x, y: scn.rect(x - 2, y - 2, x + 2, y + 2)
+    con = Connectors([sq(10, 10), sq(26, 10)], [(0, 1, 2), (0, 1, 2)], ids=["esc-w", "esc-e"],
+                     floor=[-1, -1])
+    t = np.arange(120.0)
+    fl = np.full((120, 1), 2)
+    fl[40:75] = 1
+    fl[75:] = 0
+    xy = np.full((120, 1, 2), [12.0, 10.0])  # by the west well for the first ride ...
+    xy[60:] = [19.0, 10.0]  # ... then a fix biased towards the east one for the second
+    ev = floor_changes(t, fl, xy, con, window_s=10)
+    assert [con.ids[v] for v in ev["via"]] == ["esc-w", "esc-e"]
+    ev = floor_changes(t, fl, xy, con, window_s=10, ride_s=20.0)
+    assert [con.ids[v] for v in ev["via"]] == ["esc-w", "esc-w"]  # one trip, one well
+    assert ev["t"].tolist() == [47.5, 67.5]  # 20 s apart, about the same mean time
+    # The floor evidence moves a late change back to where the windows changed floor.
+    ll = np.zeros((120, 1, 3))
+    ll[:, 0, 2] = 4.0
+    ll[44:, 0] = [0.0, 4.0, 0.0]
+    ll[64:, 0] = [4.0, 0.0, 0.0]
+    ev = floor_changes(t, fl, xy, con, window_s=10, ride_s=20.0, floor_loglik=ll)
+    assert np.allclose(ev["t"], [44.0, 64.0], atol=0.5)  # the schedule 47.5/67.5 moved by -3.5
+
+
 # --- The scenario mall --------------------------------------------------------------------
 
 def _pooled():
