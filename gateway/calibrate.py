@@ -4,13 +4,22 @@ exponent) from sightings of registered beacons at surveyed positions.
 The field engineer places reference beacons (permanent, or a temporary commissioning survey),
 lets the gateways hear them for a few minutes, and runs `mallsense calibrate`. Sightings come as
 the wire contract's batches (a recording or the live broker); each (gateway, beacon) pair is
-reduced to its median RSSI, which removes fast fading; what remains is static shadowing, which
-only more beacon positions average away.
+reduced to its mean level over the windows, which removes fast fading; what remains is static
+shadowing, which only more beacon positions average away.
 
 Only same-floor pairs enter the fit: slab loss varies too much (atrium, stairs) to calibrate a
-gateway's own offset through a slab. Pairs a gateway never heard although it listened are
-non-detections, and the fit treats them as censored below the gateway's sensitivity (Tobit),
-which keeps far, weak pairs from biasing P0 upwards.
+gateway's own offset through a slab.
+
+Each pair's mean RSSI (its "level") is estimated from the gateway's windows as a censored
+(Tobit) mean: a pair near the sensitivity is heard only on up-fades, so the median of what was
+heard is biased high (+1.5 dB at half detection) and the number of windows it was *not* heard
+in is the information. Pairs heard in fewer than a few windows are non-detections, censored
+below the level at which that few were expected, and the path-loss fit treats them as such.
+
+What a survey can identify is P0 plus the gateway's static shadowing averaged over the surveyed
+positions: shadowing (about 5.5 dB, decorrelating over about 5 m) is a property of each
+gateway and position, so a gateway whose beacons all sit in one shadowed corridor gets that
+shadow as its offset; only beacons spread over more of its coverage average it away.
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from scipy.special import log_ndtr, ndtri
 
 from gateway.errors import GatewayError
 from gateway.wire import SightingsBatch
@@ -29,7 +39,10 @@ log = logging.getLogger(__name__)
 
 BEACON_HEIGHT_M = 1.2  # default mounting height of a survey beacon above its floor
 DETECTION_MIN = 0.8  # share of a gateway's windows in which a pair must be heard to be used
-MAX_RANGE_M = 25.0  # farther pairs are heard mostly on up-fades: their medians are biased high
+MAX_RANGE_M = 150.0  # m: the censored fit uses far non-detections as they are: the whole floor
+MIN_HEARD = 3  # windows a pair must be heard in to estimate its level; fewer: a non-detection
+STRONG_MARGIN_DB = 8.0  # pairs this far above sensitivity are heard whenever the gateway listens
+DECORRELATION_M = 5.0  # shadowing decorrelation distance (Gudmundson; indoor: a few metres)
 
 
 class CalibrationError(GatewayError):
@@ -71,6 +84,38 @@ def load_beacons(path: str | Path, site, default_z: float = BEACON_HEIGHT_M) -> 
     if not out:
         raise CalibrationError(f"{path}: no beacons")
     return out
+
+
+def censored_level(n, s1, s2, missed, threshold, sigma, iters: int = 50):
+    """Mean RSSI per pair from the readings it was heard at and the windows it was missed in.
+
+    A pair with mean ``mu`` is heard in a window when ``mu + fading >= threshold`` (fading
+    Gaussian, sd ``sigma``), so its log-likelihood is that of ``n`` readings (sum ``s1``, sum of
+    squares ``s2``) plus ``missed * log Phi((threshold - mu) / sigma)``: concave in ``mu``, so
+    Newton from the plain mean converges. All arguments broadcast; returns float64 levels.
+    """
+    n, s1, s2, missed, thr = np.broadcast_arrays(*(np.asarray(a, np.float64)
+                                                  for a in (n, s1, s2, missed, threshold)))
+    var = float(sigma) ** 2
+    mu = s1 / np.maximum(n, 1.0)
+    for _ in range(iters):
+        a = (thr - mu) / sigma
+        lam = np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(a))  # phi / Phi
+        grad = (s1 - n * mu) / var - missed * lam / sigma
+        hess = -(n + missed * lam * (a + lam)) / var
+        step = np.clip(-grad / hess, -5.0, 5.0)  # damped: far below threshold lam grows fast
+        mu = mu + step
+        if np.all(np.abs(step) < 1e-6):
+            break
+    return mu
+
+
+@dataclass(frozen=True)
+class SurveyLevels:
+    level: np.ndarray  # (K, B) censored mean RSSI per pair; NaN where heard < MIN_HEARD windows
+    censor_dbm: np.ndarray  # (K,) level below which a pair is expected in < MIN_HEARD windows
+    listening: np.ndarray  # (K,) windows in which a strong beacon is heard (scan duty, loss)
+    fading_db: float  # window-to-window sd of a strong pair's RSSI
 
 
 @dataclass
@@ -125,6 +170,44 @@ class BeaconSurvey:
                 m[k, j] = float(np.median(v))
         return m
 
+    def levels(self, sensitivity_dbm, min_heard: int = MIN_HEARD,
+               strong_margin_db: float = STRONG_MARGIN_DB) -> SurveyLevels:
+        """Censored mean RSSI per (gateway, beacon) given each gateway's sensitivity (K,).
+
+        A strong pair is missed only when the gateway was not listening (scan duty, packet
+        loss), so the median count of a gateway's strong pairs is its listening windows; a
+        weaker pair missed in more windows than that was below the sensitivity in the rest.
+        """
+        shape = (len(self.gateway_ids), len(self.beacons))
+        sens = np.broadcast_to(np.asarray(sensitivity_dbm, np.float64), shape[:1])
+        n, s1, s2, med = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.full(shape, np.nan)
+        for (k, j), v in self._rssi.items():
+            a = np.asarray(v)
+            n[k, j], s1[k, j], s2[k, j], med[k, j] = a.size, a.sum(), (a * a).sum(), np.median(a)
+        strong = (med >= sens[:, None] + strong_margin_db) & (n >= 10)
+        sv = (s2 - s1 * s1 / np.maximum(n, 1))[strong].sum()
+        dof = (n - 1)[strong].sum()
+        fading = float(np.sqrt(sv / dof)) if dof > 0 else 3.0  # 3 dB: a typical indoor value
+        fading = max(fading, 0.5)
+        listening = np.array([np.median(n[k][strong[k]]) if strong[k].any() else np.nan
+                              for k in range(shape[0])])
+        # a gateway without a strong pair listens like the fleet (same scan settings); its
+        # best pair's count would undercount and bias its weak pairs' levels high
+        ratio = listening / np.maximum(self.windows, 1)
+        typical = float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else 1.0
+        listening = np.where(np.isfinite(listening), listening,
+                             np.maximum(typical * self.windows, n.max(axis=1)))
+        thr = sens - 0.5  # whole-dBm readings: heard when the unrounded value is >= sens - 0.5
+        ok = n >= min_heard
+        level = np.full(shape, np.nan)
+        level[ok] = censored_level(n[ok], s1[ok], s2[ok],
+                                   np.maximum(listening[:, None] - n, 0.0)[ok],
+                                   np.broadcast_to(thr[:, None], shape)[ok], fading)
+        with np.errstate(divide="ignore"):
+            censor = thr + fading * ndtri(np.clip(min_heard / np.maximum(listening, 1.0),
+                                                  1e-6, 0.5))
+        return SurveyLevels(level, censor, listening, fading)
+
 
 @dataclass(frozen=True)
 class GatewayCalibration:
@@ -137,10 +220,30 @@ class GatewayCalibration:
     residual_rms_db: float
 
 
+def shadow_weights(xy: np.ndarray, decorrelation_m: float, nugget: float = 0.05) -> np.ndarray:
+    """GLS weights (n,) of positions (n, 2) for the mean of a field with autocorrelation
+    exp(-r / decorrelation_m): clustered beacons share one shadow and count as about one.
+    Their sum is the effective number of independent positions. Negative weights (a beacon
+    screened by its neighbours) are clipped to 0."""
+    if decorrelation_m <= 0 or len(xy) == 0:
+        return np.ones(len(xy))
+    r = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    cov = np.exp(-r / decorrelation_m) + nugget * np.eye(len(xy))
+    w = np.clip(np.linalg.solve(cov, np.ones(len(xy))), 0.0, None)
+    return w
+
+
 def fit_survey(site, survey: BeaconSurvey, radio: str = "ble",
-               max_range_m: float = MAX_RANGE_M,
-               exponent: str = "shared") -> list[GatewayCalibration]:
-    """Fit P0 per gateway with one shared exponent from the survey's same-floor pairs."""
+               max_range_m: float = MAX_RANGE_M, exponent: str | float = "site",
+               sigma_db: float | None = None,
+               decorrelation_m: float = DECORRELATION_M) -> list[GatewayCalibration]:
+    """Fit P0 per gateway from the survey's same-floor pairs.
+
+    exponent: "site" (default) keeps each gateway's exponent from the site file (its own, else
+    the radio default), because the offsets are written back into that file and used with that
+    exponent; "shared" fits one for the building (gateways with their own keep it); a number
+    fixes it. `sigma_db` fixes the shadowing sigma (else fitted per gateway). Beacons are
+    weighted by `shadow_weights` (0: equally)."""
     from locate.calibrate import PathLossFit
 
     defaults = site.radio[radio]
@@ -150,9 +253,11 @@ def fit_survey(site, survey: BeaconSurvey, radio: str = "ble",
     bxyz = np.array([[b.x, b.y, elev[b.floor] + b.z] for b in survey.beacons])
     same_floor = np.array([[g.floor == b.floor for b in survey.beacons] for g in gws])
     d = np.sqrt(((gxyz[:, None, :] - bxyz[None, :, :]) ** 2).sum(-1))
+    sens = np.array([g.sensitivity_dbm if g.sensitivity_dbm is not None
+                     else defaults.sensitivity_dbm for g in gws])
+    lv = survey.levels(sens)
     listened = survey.heard_from[:, None] & same_floor & (d <= max_range_m)
-    med = survey.median_matrix()
-    heard = np.isfinite(med) & listened
+    heard = np.isfinite(lv.level) & listened
     usable = heard.sum(axis=1) >= 2
     weak = [survey.gateway_ids[k] for k in np.flatnonzero(survey.heard_from & ~usable)]
     if weak:
@@ -160,22 +265,38 @@ def fit_survey(site, survey: BeaconSurvey, radio: str = "ble",
                     max_range_m, weak)
     if not usable.any():
         raise CalibrationError("no gateway heard 2 registered beacons on its own floor")
-    keep = np.flatnonzero(usable)
-    sub = listened[keep]
-    k_idx, _ = np.nonzero(sub)  # index into keep
-    sens = min(g.sensitivity_dbm if g.sensitivity_dbm is not None else defaults.sensitivity_dbm
-               for g in gws)
-    fit = PathLossFit(exponent=exponent, sensitivity_dbm=sens).fit(
-        d[keep][sub], med[keep][sub], k_idx, n_gateways=len(keep))
-    # residuals_ holds the heard samples, in the order they were given
-    res_k = k_idx[np.isfinite(med[keep][sub])]
+    # A gateway whose site entry sets its exponent is simulated/planned with it; fitting it
+    # the shared exponent would put the difference into its P0 (2 dB at 15 m for 2.3 vs 2.8).
+    own = np.array([np.nan if g.exponent is None else float(g.exponent) for g in gws])
+    if exponent == "site":
+        own[np.isnan(own)] = defaults.exponent
+    w, cache = np.zeros(d.shape), {}
+    for k in np.flatnonzero(usable):  # gateways of a floor mostly share their beacon set
+        key = listened[k].tobytes()
+        if key not in cache:
+            cache[key] = shadow_weights(bxyz[listened[k], :2], decorrelation_m)
+        w[k, listened[k]] = cache[key]
+    p0 = np.full(len(gws), np.nan)
+    nexp, sigma = p0.copy(), p0.copy()
+    for value in [np.nan] + sorted(set(own[np.isfinite(own)].tolist())):
+        group = np.flatnonzero(usable & (np.isnan(own) if np.isnan(value) else own == value))
+        if not group.size:
+            continue
+        sub = listened[group]
+        k_idx, _ = np.nonzero(sub)
+        fit = PathLossFit(exponent=exponent if np.isnan(value) else value,
+                          fit_sigma=sigma_db is None, sigma_db=sigma_db or defaults.sigma_db,
+                          sensitivity_dbm=lv.censor_dbm[group]).fit(
+            d[group][sub], lv.level[group][sub], k_idx, n_gateways=group.size,
+            sample_weight=w[group][sub])
+        p0[group], nexp[group], sigma[group] = fit.p0_, fit.exponent_, fit.sigma_
     out = []
-    for i, k in enumerate(keep):
-        v = fit.residuals_[res_k == i]
+    for k in np.flatnonzero(usable):
+        h = heard[k]
+        res = lv.level[k, h] - (p0[k] - 10.0 * nexp[k] * np.log10(np.maximum(d[k, h], 0.1)))
         out.append(GatewayCalibration(
-            gws[k].id, float(fit.p0_[i]), float(fit.p0_[i] - defaults.p0_dbm),
-            float(fit.exponent_[i]), float(fit.sigma_[i]), int(heard[k].sum()),
-            float(np.sqrt(np.mean(v ** 2))) if v.size else float("nan")))
+            gws[k].id, float(p0[k]), float(p0[k] - defaults.p0_dbm), float(nexp[k]),
+            float(sigma[k]), int(h.sum()), float(np.sqrt(np.mean(res ** 2)))))
     return out
 
 

@@ -12,10 +12,14 @@ log = logging.getLogger(__name__)
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "calibrate", help="fit P0 and the path-loss exponent per gateway from reference beacons",
+        "calibrate", help="fit P0 (and optionally the path-loss exponent) per gateway from "
+                          "reference beacons",
         description="Reads sightings batches (a JSON-lines recording of the sightings topic, or "
-                    "the live broker) and a beacon registry, fits each gateway's RSSI at 1 m and "
-                    "the building's path-loss exponent, and prints residuals per gateway.")
+                    "the live broker) and a beacon registry, fits each gateway's RSSI at 1 m "
+                    "(with the site file's exponent, or one fitted for the building) and prints "
+                    "residuals per gateway. Spread the beacons over each floor: a gateway's "
+                    "offset is only as good as the number of independent positions (about "
+                    "5 m apart) it hears or misses them at.")
     p.add_argument("--site", required=True, help="site model TOML")
     p.add_argument("--beacons", required=True,
                    help="beacon registry CSV: beacon (uuid:major:minor), floor, x, y[, z]")
@@ -24,6 +28,9 @@ def register(subparsers) -> None:
     src.add_argument("--mqtt", help="broker URL to listen to, mqtt://user:pass@host:1883")
     p.add_argument("--listen-s", type=float, default=300.0, help="seconds to listen with --mqtt")
     p.add_argument("--radio", choices=("ble",), default="ble")
+    p.add_argument("--exponent", choices=("site", "shared"), default="site",
+                   help="site: keep the site file's exponents (the offsets are used with them); "
+                        "shared: fit one for the building (a check of the site file)")
     p.add_argument("--out", help="write the fitted offsets as TOML here")
     p.set_defaults(func=run)
 
@@ -103,14 +110,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         survey.add_all(_listen(args.mqtt, site.id, args.listen_s))
     try:
-        rows = fit_survey(site, survey, args.radio)
+        rows = fit_survey(site, survey, args.radio, exponent=args.exponent)
     except CalibrationError as exc:
         print(f"mallsense calibrate: {exc}", file=sys.stderr)
         return 1
     print(format_table(rows))
     unheard = [g.id for g in site.gateways if g.id not in {r.gateway for r in rows}]
     if unheard:
-        print(f"\nnot calibrated (no same-floor beacon heard): {', '.join(unheard)}")
+        print(f"\nnot calibrated (fewer than 2 same-floor beacons heard): {', '.join(unheard)}")
     if args.out:
         Path(args.out).write_text(overrides_toml(rows))
         print(f"\noffsets written to {args.out}")

@@ -61,11 +61,11 @@ class PathLossFit:
         "tukey" follows it with bisquare IRLS, which rejects gross outliers outright.
     max_iter : int
         IRLS iterations per robust stage.
-    sensitivity_dbm : float, optional
-        Detection threshold. When given, samples with a finite distance and a NaN RSSI are
-        non-detections and the fit maximises the censored (Tobit) likelihood; otherwise far
-        gateways are heard only on lucky fades and the fit flattens the exponent and biases
-        P0 (about 2 dB in the tests).
+    sensitivity_dbm : float or array of shape (G,), optional
+        Detection threshold, one for all gateways or one per gateway. When given, samples with
+        a finite distance and a NaN RSSI are non-detections and the fit maximises the censored
+        (Tobit) likelihood; otherwise far gateways are heard only on lucky fades and the fit
+        flattens the exponent and biases P0 (about 2 dB in the tests).
 
     Attributes
     ----------
@@ -104,7 +104,7 @@ class PathLossFit:
         self.max_iter = max_iter
 
     # ------------------------------------------------------------------ fitting
-    def _check(self, X, y, gateway_index, n_gateways):
+    def _check(self, X, y, gateway_index, n_gateways, sample_weight=None):
         if not (self.exponent in ("per_gateway", "shared")
                 or (isinstance(self.exponent, (int, float)) and not isinstance(self.exponent, bool)
                     and np.isfinite(self.exponent) and self.exponent > 0)):
@@ -127,40 +127,49 @@ class PathLossFit:
             g = np.asarray(gateway_index)
             if g.shape != d.shape or not np.issubdtype(g.dtype, np.integer) or (g.size and g.min() < 0):
                 raise InvalidParameterError("gateway_index", f"must be non-negative integers of shape {d.shape}")
-        if self.sensitivity_dbm is not None and not np.isfinite(self.sensitivity_dbm):
+        if self.sensitivity_dbm is not None and not np.all(np.isfinite(self.sensitivity_dbm)):
             raise InvalidParameterError("sensitivity_dbm", f"must be finite, got {self.sensitivity_dbm!r}")
         if self.sensitivity_dbm is not None and self.loss != "l2":
             raise InvalidParameterError("loss", "the censored fit (sensitivity_dbm) supports loss='l2' only")
+        sw = np.ones(d.shape) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        if sw.shape != d.shape or not np.all(np.isfinite(sw)) or np.any(sw < 0):
+            raise InvalidParameterError("sample_weight", f"must be finite, >= 0, of shape {d.shape}")
         keep = np.isfinite(d) & (np.isfinite(r) | (self.sensitivity_dbm is not None))
         if np.any(d[keep] <= 0):
             raise InvalidParameterError("X", "distances must be > 0")
-        d, r, g = d[keep], r[keep], g[keep].astype(np.intp)
+        d, r, g, sw = d[keep], r[keep], g[keep].astype(np.intp), sw[keep]
         ng = int(g.max()) + 1 if n_gateways is None and g.size else int(n_gateways or 0)
         if g.size and g.max() >= ng:
             raise InvalidParameterError("n_gateways", f"{ng} is less than the largest gateway_index + 1")
+        if (self.sensitivity_dbm is not None and np.ndim(self.sensitivity_dbm) != 0
+                and np.shape(self.sensitivity_dbm) != (ng,)):
+            raise InvalidParameterError("sensitivity_dbm", f"must be a number or have shape ({ng},), "
+                                        f"got {np.shape(self.sensitivity_dbm)}")
         counts = np.bincount(g, weights=np.isfinite(r), minlength=ng).astype(int)
         need = 2 if self.exponent == "per_gateway" else 1
         if ng == 0 or np.any(counts < need):
             bad = np.flatnonzero(counts < need).tolist()
             raise InvalidParameterError("gateway_index", f"gateways {bad} have fewer than {need} samples")
-        return np.maximum(d, _MIN_D), r, g, ng, counts
+        return np.maximum(d, _MIN_D), r, g, ng, counts, sw
 
-    def fit(self, X, y, gateway_index=None, n_gateways=None):
+    def fit(self, X, y, gateway_index=None, n_gateways=None, sample_weight=None):
         """Fit from distances ``X`` (M,) metres, RSSI ``y`` (M,) dBm and each sample's gateway.
 
-        Samples with a NaN distance or RSSI are ignored. Returns self.
+        Samples with a NaN distance or RSSI are ignored. ``sample_weight`` (M,) scales each
+        sample's log-likelihood term (e.g. down-weights beacons whose shadowing is correlated
+        with their neighbours'). Returns self.
         """
-        d, r, g, ng, counts = self._check(X, y, gateway_index, n_gateways)
+        d, r, g, ng, counts, sw = self._check(X, y, gateway_index, n_gateways, sample_weight)
         x = -10.0 * np.log10(d)
         heard = np.isfinite(r)
-        cx, cg = x[~heard], g[~heard]
-        x, r, g = x[heard], r[heard], g[heard]
-        w = np.ones_like(r)
+        cx, cg, cw = x[~heard], g[~heard], sw[~heard]
+        x, r, g, sw = x[heard], r[heard], g[heard], sw[heard]
+        w = np.ones_like(r)  # robust (IRLS) weights; sw multiplies them
         # IRLS: Huber (c = 1.345), then for "tukey" bisquare (c = 4.685) from the Huber
         # solution (an MM-type fit: Huber keeps a bias under one-sided outliers such as body
         # blocking; the redescending bisquare gives them zero weight)
         stages = {"l2": [], "huber": ["huber"], "tukey": ["huber", "tukey"]}[self.loss]
-        p0, nexp = self._wls(x, r, g, ng, w)
+        p0, nexp = self._wls(x, r, g, ng, w * sw)
         res = r - (p0[g] + nexp[g] * x)
         for stage in stages:
             for _ in range(self.max_iter):
@@ -174,25 +183,28 @@ class PathLossFit:
                 if np.allclose(w_new, w, atol=1e-6):
                     break
                 w = w_new
-                p0, nexp = self._wls(x, r, g, ng, w)
+                p0, nexp = self._wls(x, r, g, ng, w * sw)
                 res = r - (p0[g] + nexp[g] * x)
-        dof = counts - (2 if self.exponent == "per_gateway" else 1)
-        ss = np.bincount(g, weights=res * res, minlength=ng)
+        # weighted variance with the effective sample size (n_eff = (sum w)^2 / sum w^2)
+        sw1 = np.bincount(g, weights=sw, minlength=ng)
+        n_eff = sw1 ** 2 / np.maximum(np.bincount(g, weights=sw * sw, minlength=ng), 1e-300)
+        dof = n_eff - (2 if self.exponent == "per_gateway" else 1)
+        ss = np.bincount(g, weights=sw * res * res, minlength=ng) * n_eff / np.maximum(sw1, 1e-300)
         if self.fit_sigma:
             sigma = np.maximum(np.sqrt(ss / np.maximum(dof, 1)), _MIN_SIGMA)
         else:
             sigma = np.full(ng, float(self.sigma_db))
         if self.sensitivity_dbm is not None and cx.size:
-            p0, nexp, sigma = self._tobit(x, r, g, cx, cg, ng, p0, nexp, sigma)
+            p0, nexp, sigma = self._tobit(x, r, g, sw, cx, cg, cw, ng, p0, nexp, sigma)
             res = r - (p0[g] + nexp[g] * x)
         self.p0_, self.exponent_, self.sigma_ = p0, nexp, sigma
         self.residuals_ = res
         self.n_samples_ = counts
         return self
 
-    def _tobit(self, x, r, g, cx, cg, ng, p0, nexp, sigma):
+    def _tobit(self, x, r, g, sw, cx, cg, cw, ng, p0, nexp, sigma):
         """Censored maximum likelihood, started from the least-squares fit."""
-        s = float(self.sensitivity_dbm)
+        s = np.broadcast_to(np.asarray(self.sensitivity_dbm, dtype=np.float64), (ng,))[cg]
         mode = self.exponent
         n_n = ng if mode == "per_gateway" else (1 if mode == "shared" else 0)
         fit_s = bool(self.fit_sigma)
@@ -207,11 +219,20 @@ class PathLossFit:
             p, n, sg = unpack(th)
             u = (r - p[g] - n[g] * x) / sg[g]
             v = (s - p[cg] - n[cg] * cx) / sg[cg]
-            return 0.5 * np.sum(u * u) + np.sum(np.log(sg[g])) - np.sum(log_ndtr(v))
+            f = np.sum(sw * (0.5 * u * u + np.log(sg[g]))) - np.sum(cw * log_ndtr(v))
+            # analytic gradient: finite differences cost one evaluation per parameter
+            lam = cw * np.exp(-0.5 * v * v - 0.5 * np.log(2 * np.pi) - log_ndtr(v))  # cw phi/Phi
+            a, b = -sw * u / sg[g], lam / sg[cg]  # d/d(mean) of heard and censored terms
+            gp = np.bincount(g, a, ng) + np.bincount(cg, b, ng)
+            gn = np.bincount(g, a * x, ng) + np.bincount(cg, b * cx, ng)
+            parts = [gp, gn if n_n == ng else gn.sum(keepdims=True)[:n_n]]
+            if fit_s:
+                parts.append(np.bincount(g, sw * (1.0 - u * u), ng) + np.bincount(cg, lam * v, ng))
+            return f, np.concatenate(parts)
 
         th0 = np.concatenate([p0, nexp[:n_n] if mode == "per_gateway" else nexp[:1][:n_n],
                               np.log(sigma) if fit_s else []])
-        sol = minimize(nll, th0, method="L-BFGS-B")
+        sol = minimize(nll, th0, jac=True, method="L-BFGS-B")
         p, n, sg = unpack(sol.x)
         return p.copy(), np.array(n, dtype=np.float64), np.maximum(np.array(sg, dtype=np.float64), _MIN_SIGMA)
 

@@ -53,6 +53,39 @@ def test_recovers_per_gateway_offsets_within_1_db():
     assert np.abs(naive.p0_ - p0).max() > 1.0 and naive.exponent_[0] < 2.3 - 0.05
 
 
+def test_per_gateway_sensitivity():
+    """Gateways with different thresholds: each one's non-detections are censored at its own."""
+    rng = np.random.default_rng(5)
+    gws, pos, _, p0, _ = beacons(seed=5)
+    sens = np.where(np.arange(8) % 2 == 0, -100.0, -90.0)
+    d = pairwise_distances(gws, pos)
+    rssi = p0 - 23.0 * np.log10(d) + rng.normal(0, 4.0, d.shape)
+    rssi[rssi < sens] = np.nan
+    own = PathLossFit(exponent="shared", sensitivity_dbm=sens).fit_positions(gws, pos, rssi)
+    one = PathLossFit(exponent="shared", sensitivity_dbm=-100.0).fit_positions(gws, pos, rssi)
+    print("P0 errors, own / one threshold", np.abs(own.p0_ - p0).round(2), np.abs(one.p0_ - p0).round(2))
+    assert np.abs(own.p0_ - p0).max() < 1.0
+    assert np.abs(one.p0_ - p0)[1::2].min() > np.abs(own.p0_ - p0)[1::2].max()
+
+
+def test_sample_weight_is_a_repeat_count():
+    gws, pos, rssi, p0, _ = beacons(seed=6, n_beacons=20, samples=5)
+    d = pairwise_distances(gws, pos)
+    g = np.broadcast_to(np.arange(8), d.shape)
+    d, y, g = d.ravel(), rssi.ravel(), g.ravel()
+    kw = dict(exponent="shared", fit_sigma=False, sigma_db=4.0, sensitivity_dbm=-100.0)
+    w = np.where(np.arange(d.size) % 3 == 0, 2.0, 1.0)
+    rep = np.repeat(np.arange(d.size), w.astype(int))
+    a = PathLossFit(**kw).fit(d, y, g, sample_weight=w)
+    b = PathLossFit(**kw).fit(d[rep], y[rep], g[rep])
+    np.testing.assert_allclose(a.p0_, b.p0_, atol=1e-3)
+    np.testing.assert_allclose(a.exponent_, b.exponent_, atol=1e-4)
+    ones = PathLossFit(exponent="shared").fit(d, y, g, sample_weight=np.ones(d.size))
+    plain = PathLossFit(exponent="shared").fit(d, y, g)
+    np.testing.assert_allclose(ones.p0_, plain.p0_)
+    np.testing.assert_allclose(ones.sigma_, plain.sigma_)
+
+
 def test_per_gateway_exponent_and_fixed_exponent():
     gws, pos, rssi, p0, _ = beacons(seed=2, samples=60)
     per = PathLossFit(exponent="per_gateway", sensitivity_dbm=-100.0).fit_positions(gws, pos, rssi)
@@ -123,12 +156,19 @@ def test_unfitted_use_raises():
     ({}, ([1.0, 2.0], [-50.0, -60.0], [0, -1]), "gateway_index"),
     ({}, ([1.0, 2.0, 3.0], [-50.0, -60.0, -70.0], [0, 0, 1]), "gateway_index"),
     ({}, ([2.0, 2.0], [-50.0, -60.0], [0, 0]), "X"),
+    (dict(sensitivity_dbm=[-90.0, -95.0]), None, "sensitivity_dbm"),
 ])
 def test_bad_input_names_the_parameter(kwargs, fit_args, name):
     fit_args = fit_args or ([1.0, 2.0, 4.0], [-50.0, -56.0, -62.0])
     with pytest.raises(InvalidParameterError) as info:
         PathLossFit(**kwargs).fit(*fit_args)
     assert info.value.parameter == name
+
+
+def test_negative_sample_weight_is_refused():
+    with pytest.raises(InvalidParameterError) as info:
+        PathLossFit().fit([1.0, 2.0, 4.0], [-50.0, -56.0, -62.0], sample_weight=[1.0, -1.0, 1.0])
+    assert info.value.parameter == "sample_weight"
 
 
 def test_docstring_examples_run():
