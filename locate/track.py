@@ -29,11 +29,23 @@ import numpy as np
 
 from .errors import InvalidParameterError
 
-__all__ = ["KalmanTracker", "SmoothResult", "TrackStatus", "cv_matrices", "rts_smooth"]
+__all__ = ["KalmanTracker", "SmoothResult", "TrackStatus", "cv_matrices", "default_gate", "rts_smooth"]
 
 H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
 # chi-square 2 dof, 99.9 %: a fix further than this from the prediction is an outlier.
 GATE_999 = 13.815510557964274
+
+
+def default_gate(nu=None) -> float:
+    """The gate on the squared Mahalanobis distance of a 2-D fix error: the chi-square 99.9 %
+    point (``nu`` None), or the Student-t's 99 % point: its ``d2 / 2`` is F(2, nu), so
+    P(d2 > g) = (1 + g/nu)^(-nu/2).  (The t's 99.9 % point, 1998 for nu = 2, would accept a
+    40-sigma jump as a fix to down-weight rather than as the device having moved.)
+
+    >>> round(default_gate(), 3), round(default_gate(2.0), 1)
+    (13.816, 198.0)
+    """
+    return GATE_999 if nu is None else float(nu) * (1e-2 ** (-2.0 / nu) - 1.0)
 
 
 def cv_matrices(dt, sigma_a: float):
@@ -97,8 +109,9 @@ class KalmanTracker:
     v_max : float
         Walking-speed cap, m/s.  Faster estimates are clipped and ``P`` inflated by the
         removed speed, so the filter does not trust the clipped value.
-    gate : float
-        Squared Mahalanobis distance above which a fix is rejected.
+    gate : float or None
+        Squared Mahalanobis distance above which a fix is rejected; None (default): the
+        gate of the fix-error model, :func:`default_gate` of ``nu``.
     max_gated : int
         After this many consecutive rejected fixes the track restarts from the next fix
         (the device really did move: a floor change, a missed segment).
@@ -106,6 +119,11 @@ class KalmanTracker:
         Initial velocity standard deviation, m/s.
     expiry_s : float
         :meth:`expire` frees slots not updated for this long.
+    nu : float or None
+        Student-t degrees of freedom of the fix errors; None (default) for Gaussian.  Fixes
+        are heavy-tailed (a window that heard few gateways, a fading dip): with ``nu`` a fix
+        that passes the gate is weighted by its distance ``d2``, ``R`` scaled by
+        ``(nu + d2) / (nu + 2)``, so one far from the prediction pulls the track little.
 
     Attributes
     ----------
@@ -118,14 +136,20 @@ class KalmanTracker:
         n: int,
         sigma_a: float = 0.5,
         v_max: float = 2.5,
-        gate: float = GATE_999,
+        gate: float | None = None,
         max_gated: int = 5,
         v0: float = 1.0,
         expiry_s: float = 60.0,
+        nu: float | None = None,
     ):
-        for name, val in (("sigma_a", sigma_a), ("v_max", v_max), ("gate", gate), ("v0", v0), ("expiry_s", expiry_s)):
+        for name, val in (("sigma_a", sigma_a), ("v_max", v_max), ("v0", v0), ("expiry_s", expiry_s),
+                          ("nu", 1.0 if nu is None else nu)):
             if not (np.isfinite(val) and val > 0):
                 raise InvalidParameterError(name, f"must be finite and > 0, got {val}")
+        self.nu = None if nu is None else float(nu)
+        gate = default_gate(self.nu) if gate is None else gate
+        if not (np.isfinite(gate) and gate > 0):
+            raise InvalidParameterError("gate", f"must be finite and > 0, got {gate}")
         if n < 0:
             raise InvalidParameterError("n", f"must be >= 0, got {n}")
         if max_gated < 1:
@@ -256,7 +280,13 @@ class KalmanTracker:
             ok = d2[i] <= self.gate
             gated[i[~ok]] = True
             self.n_gated[i[~ok]] += 1
-            i, Pi, xi, Sinv, Sinv_y = i[ok], Pi[ok], xi[ok], Sinv[ok], Sinv_y[ok]
+            i, Pi, xi, Sinv, Sinv_y, y = i[ok], Pi[ok], xi[ok], Sinv[ok], Sinv_y[ok], y[ok]
+            if self.nu is not None and i.size:
+                # Student-t fix error: one variational step, R / lambda with the expected
+                # precision scale lambda = (nu + 2) / (nu + d2) of the innovation.
+                lam = (self.nu + 2.0) / (self.nu + d2[i])
+                Sinv = _inv2(Pi[:, :2, :2] + R[i] / lam[:, None, None])
+                Sinv_y = np.einsum("nij,nj->ni", Sinv, y)
             # K = P H^T S^-1; x += K y; P -= K H P, symmetrised (the Joseph form costs three
             # batched 4x4 products more and buys nothing at these condition numbers).
             PHt = Pi[:, :, :2]
@@ -306,8 +336,9 @@ class SmoothResult:
     used: np.ndarray
 
 
-def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
-    """Forward Kalman filter then Rauch-Tung-Striebel backward pass, batched over devices.
+def rts_smooth(t, z, R, mask=None, nu=2.0, iters=4, sigma_a=0.15, **kw) -> SmoothResult:
+    """Forward Kalman filter then Rauch-Tung-Striebel backward pass, batched over devices,
+    with Student-t fix errors fitted by expectation-maximisation.
 
     Parameters
     ----------
@@ -319,8 +350,17 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
         Fix covariances.
     mask : (T,N) bool, optional
         Fixes to consider (default: all finite).
+    nu : float or None
+        Student-t degrees of freedom of the fix errors (default 2: heavy tails); None for the
+        plain Gaussian smoother (one pass).
+    iters : int
+        Smoothing passes with ``nu``: each re-weights every fix by its residual from the
+        previous pass's smoothed track.
+    sigma_a : float
+        White-acceleration noise.  Lower than the online tracker's default: a smoother sees
+        the turn ahead, so a stiff model costs little lag and averages more of the noise.
     **kw
-        :class:`KalmanTracker` options (sigma_a, v_max, gate, max_gated, v0).
+        Other :class:`KalmanTracker` options (v_max, gate, max_gated, v0).
 
     Returns
     -------
@@ -328,6 +368,14 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
 
     Notes
     -----
+    ``x_filt``/``P_filt`` are the first, causal pass (a :class:`KalmanTracker` with ``nu``:
+    the robust step on the innovation).  The next passes are the EM iterations of the
+    Student-t model: given the smoothed track, each fix's expected precision scale is
+    ``lambda = (nu + 2) / (nu + e' R^-1 e + tr(R^-1 P))`` (``e`` its residual, ``P`` the
+    smoothed position covariance); a Gaussian filter and RTS pass with ``R / lambda`` gives
+    the next track.  A fix far from the track (a bad window; shadowing at a stop is shared by
+    all its fixes and is not one) then pulls it little.
+
     A track restart (gating run, first fix) cuts the smoother there: the segment before it is
     smoothed on its own.  The speed cap acts in the forward pass only.
     """
@@ -343,7 +391,35 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
         raise InvalidParameterError("R", f"must be ({T},{N},2,2), got {R.shape}")
     if T > 1 and not np.all(np.diff(t) > 0):
         raise InvalidParameterError("t", "must be strictly increasing")
-    kf = KalmanTracker(N, **kw)
+    if nu is not None and not (np.isfinite(nu) and nu > 0):
+        raise InvalidParameterError("nu", f"must be finite and > 0 or None, got {nu}")
+    if iters < 1:
+        raise InvalidParameterError("iters", f"must be >= 1, got {iters}")
+    kw["sigma_a"] = sigma_a
+    xf, Pf, used, started, xs, Ps = _filter_smooth(t, z, R, mask, KalmanTracker(N, nu=nu, **kw))
+    if nu is None:
+        return SmoothResult(x=xs, P=Ps, x_filt=xf, P_filt=Pf, used=used)
+    # The first pass decides which fixes are outliers beyond doubt (gated) and where tracks
+    # restart; the EM passes keep that and only re-weight the fixes it used.
+    kw["gate"] = np.finfo(float).max
+    fin = np.isfinite(z).all(-1) & np.isfinite(R).all((-1, -2))
+    Rinv = np.zeros_like(R)
+    Rinv[fin] = _inv2(R[fin])
+    for _ in range(iters - 1):
+        # E-step: expected precision scale of each fix given the smoothed track.
+        e = np.nan_to_num(np.where(fin[..., None], z - xs[..., :2], 0.0))  # NaN: masked before a start
+        Pxy = np.nan_to_num(Ps[..., :2, :2])
+        d2 = np.einsum("...i,...ij,...j->...", e, Rinv, e) + np.einsum("...ij,...ji->...", Rinv, Pxy)
+        lam = (nu + 2.0) / (nu + d2)
+        # M-step: the Gaussian smoother with those weights (no second robust step).
+        _, _, _, _, xs, Ps = _filter_smooth(t, z, R / lam[..., None, None], used, KalmanTracker(N, **kw), started)
+    return SmoothResult(x=xs, P=Ps, x_filt=xf, P_filt=Pf, used=used)
+
+
+def _filter_smooth(t, z, R, mask, kf, restart=None):
+    """One forward pass of ``kf`` over the grid (tracks reset where ``restart`` (T,N)) and the
+    RTS backward pass: filtered and smoothed ``x``, ``P``, and ``used``, ``started`` (T,N)."""
+    T, N = z.shape[:2]
     xf = np.full((T, N, 4), np.nan)
     Pf = np.full((T, N, 4, 4), np.nan)
     xp = np.full((T, N, 4), np.nan)
@@ -351,8 +427,11 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
     Fs = np.zeros((T, N, 4, 4))
     cut = np.zeros((T, N), bool)
     used = np.zeros((T, N), bool)
+    started = np.zeros((T, N), bool)
     for k in range(T):
         dt = t[k] - t[k - 1] if k else 0.0
+        if restart is not None and restart[k].any():
+            kf.reset(restart[k])
         act = kf.active.copy()
         if k:
             F, _ = cv_matrices(np.full(N, dt), kf.sigma_a)
@@ -360,7 +439,7 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
             kf.predict(dt)
         xp[k], Pp[k] = kf.x, kf.P
         st = kf.update(z[k], R[k], None if mask is None else mask[k])
-        used[k] = st.used
+        used[k], started[k] = st.used, st.started
         cut[k] = st.started | ~act  # no valid predecessor link into step k
         xf[k], Pf[k] = kf.x, kf.P
     xs, Ps = xf.copy(), Pf.copy()
@@ -374,4 +453,4 @@ def rts_smooth(t, z, R, mask=None, **kw) -> SmoothResult:
         G = np.linalg.solve(Pp[k + 1, i], PfFt.transpose(0, 2, 1)).transpose(0, 2, 1)
         xs[k, i] = xf[k, i] + np.einsum("nij,nj->ni", G, xs[k + 1, i] - xp[k + 1, i])
         Ps[k, i] = Pf[k, i] + G @ (Ps[k + 1, i] - Pp[k + 1, i]) @ G.transpose(0, 2, 1)
-    return SmoothResult(x=xs, P=Ps, x_filt=xf, P_filt=Pf, used=used)
+    return xf, Pf, used, started, xs, Ps
