@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analytics.linking import update_signature
+from analytics.locating import KINDS, Locator, WindowMatrix
 from locate.floors import Connectors, FloorHMM
 from locate.track import KalmanTracker
 from locate.zones import ZoneHysteresis, ZoneIndex
-
-from analytics.locating import KINDS, Locator, WindowMatrix
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class DeviceSummary:
     member: str | None
     bbox: tuple = (float("nan"),) * 4   # xmin ymin xmax ymax of its filtered track
     spread_m: float = 0.0               # RMS distance of its track from the track's mean
+    sig: object = None                  # its radio signature (analytics.linking), (K,) float32
+    been_out: bool = False              # a committed outside state (street, metro) was seen
 
 
 class DeviceTable:
@@ -98,6 +100,7 @@ class DeviceTable:
         self.inside_m = np.full(n, 0.5)
         self.inside = np.zeros(n, bool)
         self.been_out = np.zeros(n, bool)       # a committed outside state seen (street, metro)
+        self.out_long = np.zeros(n, bool)       # ... held for several windows
         self.ever_inside = np.zeros(n, bool)
         self.bbox = np.full((n, 4), np.nan)     # xmin ymin xmax ymax of the filtered track
         self.moments = np.zeros((n, 5))          # n, sum x, sum y, sum x^2, sum y^2 of the track
@@ -108,6 +111,10 @@ class DeviceTable:
         self.fp = np.full(n, None, dtype=object)
         self.member = np.full(n, None, dtype=object)
         self.raw_zone = np.full(n, -1, np.int64)
+        # Radio signature per device: EMA of its readings re each gateway's RSSI at 1 m.
+        self.sig = np.full((n, len(self.loc.gw_ids)), np.nan, np.float32)
+        self.sq = np.full(n, -1, np.int16)      # newest 802.11 sequence number heard
+        self.rnd = np.full(n, -1, np.int8)      # randomized address: -1 unknown, 0 public, 1 random
         self.late_born = np.zeros(n, bool)     # born in a late window: expires on late time
         self.late_t = float("-inf")            # newest late window processed
         self.live_since_late = 0               # live windows since the last late one
@@ -182,7 +189,7 @@ class DeviceTable:
         self.windows[s] = 0
         self.floor[s] = -1
         self.inside_m[s] = 0.5
-        self.inside[s] = self.ever_inside[s] = self.been_out[s] = False
+        self.inside[s] = self.ever_inside[s] = self.been_out[s] = self.out_long[s] = False
         self.bbox[s] = np.nan
         self.moments[s] = 0.0
         self.entrance[s] = -1
@@ -191,7 +198,10 @@ class DeviceTable:
         self.via_t[s] = np.nan
         self.fp[s] = wm.fp[i]
         self.member[s] = wm.member[i]
+        self.rnd[s] = wm.rnd[i]
         self.raw_zone[s] = -1
+        self.sig[s] = np.nan
+        self.sq[s] = -1
         self.late_born[s] = False
         self.alpha[s] = self.hmm.start(1)[0]
         self.kf.reset(np.array([s]))
@@ -210,7 +220,8 @@ class DeviceTable:
                              float(self.last_t[s]), int(self.windows[s]), bool(self.ever_inside[s]),
                              bool(self.inside[s]), extent, (float(xy[0]), float(xy[1])),
                              int(self.floor[s]), int(self.entrance[s]), self.fp[s], self.member[s],
-                             tuple(float(x) for x in b), self.spread(s))
+                             tuple(float(x) for x in b), self.spread(s), self.sig[s].copy(),
+                             bool(self.out_long[s]))
 
     def spread(self, s: int) -> float:
         n, sx, sy, sxx, syy = self.moments[s]
@@ -281,6 +292,10 @@ class DeviceTable:
         if not len(rows):
             return
         s = slots[rows]
+        if wm.sq is not None:
+            q = wm.sq[rows]
+            self.sq[s] = np.where(q >= 0, q, self.sq[s])
+        self.sig[s] = update_signature(self.sig[s], wm.rssi[rows] - self.loc.p0[wm.kind[rows]])
         # Floors: sticky HMM over per-window evidence; changes only near a connector.
         ll = self.loc.floor_evidence(wm)[rows] / cfg.floor_temp_db
         prev_xy = self.kf.x[s, :2]
@@ -371,6 +386,7 @@ class DeviceTable:
         went_in = ~ins & (m > 0.75)
         went_out = ins & (m < 0.25)
         self.been_out[s] |= ~ins & (m < 0.4)      # a few windows of mostly-outside evidence
+        self.out_long[s] |= ~ins & (m < 0.25)     # several: a passer-by's street, not a façade fix
         for j in np.flatnonzero(went_in | went_out).tolist():
             sj = int(s[j])
             # The entrance passed: the one it was last seen at (or outside of) within 2 min,

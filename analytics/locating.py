@@ -37,6 +37,7 @@ class WindowMatrix:
     member: list[str | None]
     rnd: np.ndarray           # (N,) int8 -1/0/1
     n_sightings: int
+    sq: np.ndarray | None = None  # (N,) int16 newest 802.11 sequence number (-1 none)
 
 
 @dataclass
@@ -177,7 +178,14 @@ class Locator:
                             if v is not None:
                                 dst[rl[off + j]] = v
                 off += m
-        return WindowMatrix(t, ids, kind, rssi, fp, member, rnd, total)
+        sq = np.full(n, -1, np.int16)
+        if total and any(p.sq is not None for p in good):
+            col = np.concatenate([p.sq if p.sq is not None else np.full(len(p.id), -1, np.int16)
+                                  for p in good])
+            # Gateways hear different frames of a burst: the newest any heard (no wrap handling:
+            # a burst across 4095 -> 0 is 1 in ~500 and the chaining tolerance absorbs it).
+            np.maximum.at(sq, rows, col)
+        return WindowMatrix(t, ids, kind, rssi, fp, member, rnd, total, sq)
 
     # -- floor evidence --------------------------------------------------------------------
     def floor_evidence(self, wm: WindowMatrix) -> np.ndarray:

@@ -8,21 +8,30 @@ devices to visitors (``VisitorRegistry``), drives the journey engine and the met
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.wire import (DeadLetter, Event, PosTransaction, SightingsBatch, Status, Topic,
-                          WireError, decode_any)
-
 from analytics.dedupe import SeqDedupe
 from analytics.devices import DeviceConfig, DeviceTable
 from analytics.journey import JourneyEngine, VisitRecord
+from analytics.linking import signature_distance
 from analytics.locating import KINDS
 from analytics.metrics import MetricsAggregator
 from analytics.sink.lineprotocol import Point
 from analytics.visitors import VisitorConfig, VisitorRegistry
 from analytics.windows import Window, WindowAssembler
+from gateway.wire import (
+    DeadLetter,
+    Event,
+    PosTransaction,
+    SightingsBatch,
+    Status,
+    Topic,
+    WireError,
+    decode_any,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,58 +263,97 @@ class Pipeline:
                     vb = v.bbox
                     vb[0], vb[1] = min(vb[0], g.bbox[0]), min(vb[1], g.bbox[1])
                     vb[2], vb[3] = max(vb[2], g.bbox[2]), max(vb[3], g.bbox[3])
-                if g.entrance >= 0:
+                if g.entrance >= 0 and g.been_out:
+                    # A passer-by is seen outside (street, metro concourse) by an entrance; an
+                    # id first heard in the entrance hall is more often a shopper's new address.
                     self.journey.near_entrance(vid, zid[g.entrance])
                 if g.fp and g.kind == "wifi":
                     self.visitors.note_wifi_burst(vid, g.fp, g.last_t, g.last_floor, g.last_xy)
 
     def _link_born(self, born: list[int], t: float, t_born: float | None = None) -> None:
+        """Visitors for devices first heard at ``t_born`` (decided ``link_defer_s`` later).
+
+        Evidence, strongest first (member tokens are matched in ``VisitorRegistry.assign``):
+        - BLE address rotation: a BLE id that fell silent just before, on the same floor within
+          ``rotation_dist_m``, scored by radio signature (``analytics.linking``) plus a cost per
+          second of gap and per metre; the best under ``rotation_sig_db`` is the same phone;
+        - the same id back after the device table let it expire (a global Wi-Fi address);
+        - Wi-Fi bursts: with ``wifi_chains``, the burst whose 802.11 sequence number this one
+          continues (``VisitorRegistry.chain_match``); otherwise the BLE visitor tracked next to
+          it, or the last burst with its fingerprint within walking range.
+        Otherwise the id is a new visitor.
+        """
         dev = self.devices
+        vc = self.cfg.visitor
         t_born = t if t_born is None else t_born
         born_arr = np.asarray(born)
         live = np.flatnonzero(dev.live)
         live = live[~np.isin(live, born_arr)]
         lv_t = dev.last_t[live]
-        lv_xy = dev.kf.x[live, :2]
-        lv_fl = dev.floor[live]
         lv_kind = dev.kind[live]
-        # Silent candidates for an address rotation: same radio, not heard in this window.
-        gap = self.cfg.visitor.rotation_gap_s
-        # An address change: the old id fell silent shortly before the new one was born and
-        # has stayed silent since (the decision waits ``defer`` windows to see that).
-        silent = (lv_t < t_born) & (lv_t >= t_born - gap) & ~self.rotated[live]
-        # Visitors being tracked right now (for Wi-Fi bursts): BLE devices heard recently.
-        fresh = (lv_t >= t - 5.0) & (lv_kind == KINDS.index("ble"))
-        fresh &= np.isfinite(lv_xy).all(axis=1)
-        vids = self.slot_vid[live[fresh]]
-        keep = np.array([v is not None for v in vids], bool)
-        live_pos = (vids[keep], lv_fl[fresh][keep], lv_xy[fresh][keep])
+        lv_vid = self.slot_vid[live]
+        has_vid = np.array([v is not None for v in lv_vid], bool)
+        # Silent candidates for an address rotation: same radio, fell silent shortly before the
+        # new id was born and has stayed silent since (the decision waits ``defer`` to see that).
+        silent = (lv_t < t_born) & (lv_t >= t_born - vc.rotation_gap_s) & ~self.rotated[live] & has_vid
+        wifi = KINDS.index("wifi")
+        # For Wi-Fi bursts: BLE visitors heard around the burst, with their tracked positions.
+        fresh_ble = (lv_t >= t_born - 3.0) & (lv_kind != wifi) & has_vid
+        fresh = fresh_ble & np.isfinite(dev.kf.x[live, :2]).all(axis=1)
+        ble_pos = (lv_vid[fresh], dev.floor[live[fresh]], dev.kf.x[live[fresh], :2])
         for s in born:
-            kind = dev.kind[s]
-            xy = dev.kf.x[s, :2]
-            fl = int(dev.floor[s])
+            kind = int(dev.kind[s])
+            a = dev.sig[s]
             fp = dev.fp[s]
-            rot_vid = None
-            cand = silent & (lv_kind == kind)
-            if cand.any() and np.isfinite(xy).all():
-                ci = np.flatnonzero(cand)
-                d = np.hypot(lv_xy[ci, 0] - xy[0], lv_xy[ci, 1] - xy[1])
-                # A young track's floor is still a guess: another floor costs distance, it is
-                # not excluded.
-                d = d + np.where(lv_fl[ci] == fl, 0.0, self.cfg.visitor.rotation_floor_penalty_m)
+            link_vid = None
+            # Address rotation is a BLE thing; a randomizing Wi-Fi phone's bursts are chained
+            # by sequence numbers below.
+            cand = np.flatnonzero(silent & (lv_kind == kind)) if kind != wifi else ()
+            if len(cand):
+                # Where the phone was (same floor, walking range) and how soon after it fell
+                # silent the new id spoke narrow the candidates; the signature decides.
+                d = signature_distance(a, dev.sig[live[cand]])
+                xy = dev.kf.x[s, :2]
+                lxy = dev.kf.x[live[cand], :2]
+                dist = np.hypot(lxy[:, 0] - xy[0], lxy[:, 1] - xy[1])
+                dist = np.where(np.isfinite(dist), dist, vc.rotation_dist_m * 0.5)
+                dist = dist + np.where(dev.floor[live[cand]] == dev.floor[s], 0.0,
+                                       vc.rotation_floor_penalty_m)
+                gap = t_born - dev.last_t[live[cand]]
+                d = np.where(dist <= vc.rotation_dist_m,
+                             d + vc.rotation_gap_db_s * gap + vc.rotation_dist_db_m * dist, np.inf)
                 if fp is not None:
-                    d = np.where([dev.fp[live[c]] in (None, fp) for c in ci], d, np.inf)
+                    d = np.where([dev.fp[live[c]] in (None, fp) for c in cand], d, np.inf)
                 j = int(np.argmin(d))
-                if d[j] <= self.cfg.visitor.rotation_dist_m:
-                    old = live[ci[j]]
-                    rot_vid = self.slot_vid[old]
+                if d[j] <= vc.rotation_sig_db:
+                    old = live[cand[j]]
+                    link_vid = lv_vid[cand[j]]
                     self.rotated[old] = True
                     self._links[s] = (int(old), t)
-                    silent[ci[j]] = False
-            v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp, self._member_key(dev.member[s]),
-                                     live_positions=live_pos if KINDS[kind] == "wifi" else None,
-                                     rotation_vid=rot_vid)
+                    silent[cand[j]] = False
+            fl = int(dev.floor[s])
+            xy = dev.kf.x[s, :2]
+            q = int(dev.sq[s])
+            if link_vid is None:
+                # The same id back after it expired (a Wi-Fi phone with its global address
+                # probes less often than the table's expiry): the same visitor.
+                back = self.visitors.recent_id(dev.ids[s])
+                if back is not None:
+                    link_vid = back
+            chains = vc.wifi_chains and kind == wifi and fp is not None and q >= 0
+            if link_vid is None and chains:
+                link_vid = self.visitors.chain_match(fp, q, t_born, fl, xy)
+            # Without chains a Wi-Fi burst joins the BLE visitor tracked nearest to it, or the
+            # visitor of the last burst with its fingerprint within walking range.
+            legacy = kind == wifi and not chains
+            v = self.visitors.assign(dev.ids[s], KINDS[kind], t, fl, xy, fp,
+                                     self._member_key(dev.member[s]), rotation_vid=link_vid,
+                                     live_positions=ble_pos if legacy else None, legacy=legacy)
             self.slot_vid[s] = v.id
+            if kind != wifi and dev.rnd[s] == 0:
+                # Phones advertise BLE under resolvable private addresses; a public address is
+                # a POS terminal, a beacon or another fixture: never a shopper.
+                v.beacon = True
             if self._t_first is None:
                 self._t_first = t_born
             if t_born - self._t_first <= self.cfg.warmup_s:
@@ -318,6 +366,63 @@ class Pipeline:
                 # It went inside while its link was being decided.
                 e = int(dev.entrance[s]) if t - dev.entrance_t[s] <= 120.0 else -1
                 self.journey.went_in(v.id, t, self.zone_ids[e] if e >= 0 else None)
+            if chains:
+                self._chain_burst(v, s, fp, q, t_born, fl, xy, ble_pos)
+
+    def _chain_burst(self, v, s: int, fp: str, q: int, t_born: float, fl: int, xy, ble_pos) -> None:
+        """A Wi-Fi burst of a chain visitor: note it (with the BLE visitor next to it), and
+        judge the chain once it has ``chain_bursts`` bursts: a BLE phone's Wi-Fi (folded into
+        that visitor) or a Wi-Fi-only phone (a visitor of its own, entered when seen inside)."""
+        vc = self.cfg.visitor
+        dev = self.devices
+        # The BLE visitor nearest the burst gets a vote: over a chain, the phone's own BLE id
+        # is nearest more often than any bystander.
+        vote = {}
+        vids, bfl, bxy = ble_pos
+        if len(vids) and np.isfinite(xy).all():
+            d = np.hypot(bxy[:, 0] - xy[0], bxy[:, 1] - xy[1])
+            d = np.where(bfl == fl, d, np.inf)
+            j = int(np.argmin(d))
+            if d[j] <= vc.chain_vote_m:
+                vote[vids[j]] = float(d[j])
+        inside = bool(dev.inside_m[s] > 0.5)
+        self.visitors.note_burst(v.id, fp, q, t_born, fl, xy, inside, vote)
+        if v.chain_judged or not v.is_chain or len(v.bursts) < vc.chain_bursts:
+            return
+        v.chain_judged = True
+        votes: Counter = Counter()
+        dist: Counter = Counter()
+        for vote in v.ble_votes:
+            for x, dx in vote.items():
+                if x in self.visitors.visitors and x != v.id:
+                    votes[x] += 1
+                    dist[x] += dx
+        top = min(votes, key=lambda x: (-votes[x], dist[x])) if votes else None
+        folded = top is not None and votes[top] >= vc.chain_votes
+        self.visitors.judged(fp, folded)
+        # The model decides: chains of a model that also advertises over BLE are folded into
+        # the BLE visitor next to them (or left as fragments); chains of a Wi-Fi-only model are
+        # phones of their own, whoever stood next to them.
+        if self.visitors.ble_model(fp):
+            if folded:
+                for d_id in v.devices:
+                    slot = dev.slot_of.get(d_id)
+                    if slot is not None:
+                        self.slot_vid[slot] = top
+                self.journey.states.pop(v.id, None)
+                self.visitors.merge(v.id, top)
+            return
+        ins = [b for b in v.bursts if b[1]]
+        if len(ins) * 2 < len(v.bursts):
+            return
+        v.wifi_only = True
+        t_in = ins[0][0]
+        ent = None
+        first = v.bursts[0]
+        if np.isfinite(first[3]) and first[2] >= 0 and len(dev.entr_idx):
+            e = dev._nearest_entrance(np.array([[first[3], first[4]]]), np.array([first[2]]))[0]
+            ent = self.zone_ids[e] if e >= 0 else None
+        self.journey.went_in(v.id, t_in, ent)
 
     def _member_key(self, token: str | None) -> str | None:
         """The member behind a (rotating) token: its CRM id when the CRM resolves it and the

@@ -23,6 +23,7 @@ class Walker:
     start_s: int = 0
     fp: str | None = None
     member: str | None = None
+    rnd: bool | None = None       # None: random for Wi-Fi, absent for BLE
 
     def at(self, k: int):
         i = k - self.start_s
@@ -72,7 +73,8 @@ def batches(site, walkers: list[Walker], seconds: int, *, seed: int = 0, noise_d
                 if w.kind in g.radios and r[j] >= rd.sensitivity_dbm:
                     per_gw[j].append(Sighting(w.id_at(k), w.kind, round(float(max(r[j], -120.0)), 1), 3,
                                               fp=w.fp, member=w.member,
-                                              rnd=True if w.kind == "wifi" else None))
+                                              rnd=w.rnd if w.rnd is not None
+                                              else (True if w.kind == "wifi" else None)))
         for j, g in enumerate(gws):
             out.append((t0 + k, SightingsBatch(site.id, g.id, seq0 + k, t0 + k, 1.0, tuple(per_gw[j]))))
     return out

@@ -58,15 +58,25 @@ def test_ingest_throughput(benchmark, payloads):
         assert rate >= TARGET_SIGHTINGS_PER_S, f"{rate:,.0f} sightings/s < {TARGET_SIGHTINGS_PER_S:,}"
 
 
-def test_decode_only_throughput(payloads):
+def test_decode_only_throughput(payloads, benchmark):
     """The parsing share of the budget (DESIGN.md: parsing, not solving, is the limit)."""
     from gateway.wire import SightingsBatch
 
     _, msgs = payloads
     n = sum(m[2] for m in msgs)
-    t0 = time.process_time()
-    decoded = sum(len(SightingsBatch.decode_arrays(data).rssi) for _, data, _ in msgs)
-    rate = n / (time.process_time() - t0)
+    timing = {}
+
+    def run():
+        t0 = time.process_time()
+        decoded = sum(len(SightingsBatch.decode_arrays(data).rssi) for _, data, _ in msgs)
+        timing["s"] = time.process_time() - t0
+        return decoded
+
+    decoded = benchmark.pedantic(run, rounds=1, iterations=1)
+    rate = n / timing["s"]
+    benchmark.extra_info.update({"sightings": n, "sightings_per_s": rate})
     assert decoded == n
     print(f"\ndecode_arrays: {rate:,.0f} sightings/s")
-    assert rate >= 2 * TARGET_SIGHTINGS_PER_S
+    # A speed target, so only where speed is measured (make bench), not in make test.
+    if not benchmark.disabled:
+        assert rate >= 2 * TARGET_SIGHTINGS_PER_S
