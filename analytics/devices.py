@@ -77,8 +77,7 @@ class DeviceSummary:
     member: str | None
     bbox: tuple = (float("nan"),) * 4   # xmin ymin xmax ymax of its filtered track
     spread_m: float = 0.0               # RMS distance of its track from the track's mean
-    sig: object = None                  # its radio signature (analytics.linking), (K,) float32
-    been_out: bool = False              # a committed outside state (street, metro) was seen
+    out_long: bool = False              # seen outside (street, metro) for several windows
 
 
 class DeviceTable:
@@ -220,8 +219,7 @@ class DeviceTable:
                              float(self.last_t[s]), int(self.windows[s]), bool(self.ever_inside[s]),
                              bool(self.inside[s]), extent, (float(xy[0]), float(xy[1])),
                              int(self.floor[s]), int(self.entrance[s]), self.fp[s], self.member[s],
-                             tuple(float(x) for x in b), self.spread(s), self.sig[s].copy(),
-                             bool(self.out_long[s]))
+                             tuple(float(x) for x in b), self.spread(s), bool(self.out_long[s]))
 
     def spread(self, s: int) -> float:
         n, sx, sy, sxx, syy = self.moments[s]

@@ -263,7 +263,7 @@ class Pipeline:
                     vb = v.bbox
                     vb[0], vb[1] = min(vb[0], g.bbox[0]), min(vb[1], g.bbox[1])
                     vb[2], vb[3] = max(vb[2], g.bbox[2]), max(vb[3], g.bbox[3])
-                if g.entrance >= 0 and g.been_out:
+                if g.entrance >= 0 and g.out_long:
                     # A passer-by is seen outside (street, metro concourse) by an entrance; an
                     # id first heard in the entrance hall is more often a shopper's new address.
                     self.journey.near_entrance(vid, zid[g.entrance])
@@ -298,8 +298,8 @@ class Pipeline:
         silent = (lv_t < t_born) & (lv_t >= t_born - vc.rotation_gap_s) & ~self.rotated[live] & has_vid
         wifi = KINDS.index("wifi")
         # For Wi-Fi bursts: BLE visitors heard around the burst, with their tracked positions.
-        fresh_ble = (lv_t >= t_born - 3.0) & (lv_kind != wifi) & has_vid
-        fresh = fresh_ble & np.isfinite(dev.kf.x[live, :2]).all(axis=1)
+        fresh = ((lv_t >= t_born - 3.0) & (lv_kind != wifi) & has_vid
+                 & np.isfinite(dev.kf.x[live, :2]).all(axis=1))
         ble_pos = (lv_vid[fresh], dev.floor[live[fresh]], dev.kf.x[live[fresh], :2])
         for s in born:
             kind = int(dev.kind[s])
@@ -415,7 +415,6 @@ class Pipeline:
         ins = [b for b in v.bursts if b[1]]
         if len(ins) * 2 < len(v.bursts):
             return
-        v.wifi_only = True
         t_in = ins[0][0]
         ent = None
         first = v.bursts[0]

@@ -94,7 +94,6 @@ class Visitor:
     bursts: list = field(default_factory=list)
     ble_votes: list = field(default_factory=list)
     chain_judged: bool = False
-    wifi_only: bool = False                        # judged a Wi-Fi-only phone (its chain)
 
     @property
     def is_chain(self) -> bool:
