@@ -81,6 +81,10 @@ class MqttSource:
         self._failures = 0
         # (mid, qos, hold, connection number) in arrival order
         self._pending_acks: list[tuple[int, int, object, int]] = []
+        # mid of this connection's SUBSCRIBE until its SUBACK: a fresh session hears nothing
+        # published before that, so whoever starts publishers waits for ``subscribed``.
+        self._suback_mid: int | None = None
+        self.refused_filters: list[str] = []
         self._conn = 0
         self.connected_at = 0.0
         self.session_present = False
@@ -93,6 +97,7 @@ class MqttSource:
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
+        self.client.on_subscribe = self._subscribed
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
 
@@ -132,8 +137,24 @@ class MqttSource:
         # take_ready(), but ack() skips them).
         self._conn += 1
         self.connected_at = self._clock()
-        for f in self.filters:
-            client.subscribe(f, qos=1)
+        rc, self._suback_mid = client.subscribe([(f, 1) for f in self.filters])
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            self._suback_mid = None
+            self._fail(f"subscribe failed: {mqtt.error_string(rc)}")
+
+    def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._suback_mid:
+            return
+        self._suback_mid = None
+        self.refused_filters = [f for f, rc in zip(self.filters, reason_codes) if rc.is_failure]
+        for f, rc in zip(self.filters, reason_codes):
+            if rc.is_failure:
+                log.error("MQTT broker refused the subscription to %s: %s", f, rc)
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and every filter's SUBACK received (refused ones are in refused_filters)."""
+        return self.state == CONNECTED and self._suback_mid is None
 
     def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
         if self.state == CONNECTED:

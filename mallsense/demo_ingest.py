@@ -65,24 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(site, PipelineConfig(lateness_s=args.lateness_s), crm=crm)
     svc = IngestService(pipeline, sink, args.mqtt, client_id="mallsense-demo-ingest",
                         flush_s=1.0)
-    subacks = []
-
-    def on_subscribe(client, userdata, mid, reason_codes, properties):
-        subacks.append(mid)
-        if args.ready_file and len(subacks) == len(svc.source.filters):
-            open(args.ready_file, "w").close()
-            log.info("subscribed to %s", svc.source.filters)
-
-    # The demo's gateways must not publish before ingest listens (no session exists yet).
-    svc.source.client.on_subscribe = on_subscribe
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     # IngestService.run's loop, plus the revocations once event time has passed revoke_at.
     next_flush = 0.0
+    ready_file = args.ready_file
     try:
         while not stop.is_set():
             svc.source.poll(0.05)
+            # The demo's gateways must not publish before ingest listens (no session exists yet).
+            if ready_file and svc.source.subscribed:
+                open(ready_file, "w").close()
+                log.info("subscribed to %s", svc.source.filters)
+                ready_file = None
             if revoke and pipeline.devices.t >= args.revoke_at:
                 for m in revoke:
                     crm.revoke(m)

@@ -73,7 +73,7 @@ def test_ingest_end_to_end(site, mosquitto, influxdb, tmp_path):
                         share_group="ingest", flush_s=0.5)
     listener = Listener(mosquitto.host, mosquitto.port, f"mallsense/v1/{site.id}/#")
     stop, th = start(svc)
-    assert wait_for(lambda: svc.source.state == "connected", 20)
+    assert wait_for(lambda: svc.source.subscribed, 20)
     time.sleep(0.5)
     w = shopper()
     feed = [(t, b) for t, b in batches(site, [w], len(w.path) + 5) if b.s]
@@ -120,7 +120,7 @@ def test_persistent_session_gets_what_was_published_while_down(site, mosquitto, 
 
     svc = service()
     stop, th = start(svc)
-    assert wait_for(lambda: svc.source.state == "connected", 20)
+    assert wait_for(lambda: svc.source.subscribed, 20)
     time.sleep(0.3)
     stop.set()
     th.join(30)
@@ -166,8 +166,7 @@ def test_batches_of_open_windows_are_acknowledged_only_once_closed(site, mosquit
                              flush_s=0.1, idle_close_s=None)
 
     svc = service()
-    assert _drive(svc, lambda: svc.source.state == "connected")
-    _drive(svc, lambda: False, timeout=0.5)             # subscribed
+    assert _drive(svc, lambda: svc.source.subscribed)
     w = Walker([(0, "ble-h")], "ble", stay("L1", (40, 30), 20))
     feed = [b for _, b in batches(site, [w], 20) if b.s]
     total = sum(len(b.s) for b in feed)

@@ -251,8 +251,9 @@ class IngestThread:
 
     def start(self) -> IngestThread:
         self._thread.start()
-        assert wait_for(lambda: self.svc.source.state == "connected" or self.error, 20), \
-            "ingest never connected"
+        # Subscribed, not just connected: a fresh session hears nothing published before SUBACK.
+        assert wait_for(lambda: self.svc.source.subscribed or self.error, 20), \
+            "ingest never subscribed"
         return self
 
     @property

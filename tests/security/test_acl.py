@@ -190,3 +190,33 @@ def test_edge_publisher_over_tls_with_provisioned_credentials(provisioned, tmp_p
         assert pub.fatal is None and pub.acked == 5
         got = [p for t, p in sub.got if t.endswith("/sightings")]
         assert got == [bt.encode() for bt in batches]
+
+
+
+def test_ingest_source_is_subscribed_only_after_suback(provisioned, acl_broker):
+    """Connected is not listening: a fresh session hears only what is published after SUBACK,
+    so ``subscribed`` (what publishers wait for) turns true only then."""
+    from analytics.mqtt_source import MqttSource
+
+    site, (a, pa), *_ = provisioned
+    filters = [Topic.sightings_filter(site.id), Topic.status_filter(site.id)]
+    got = []
+    src = MqttSource(f"mqtt://{INGEST_USER}:{INGEST_PW}@127.0.0.1:{acl_broker.port}",
+                     f"src-{time.time_ns()}", filters, lambda t, p: got.append(t), session_expiry_s=0)
+    try:
+        deadline = time.monotonic() + 20
+        while src.state != "connected" and time.monotonic() < deadline:
+            src.poll(0.05)
+        # CONNACK handled in this poll, our SUBSCRIBE only just sent: not listening yet.
+        assert src.state == "connected" and not src.subscribed
+        while not src.subscribed and time.monotonic() < deadline:
+            src.poll(0.05)
+        assert src.subscribed and src.refused_filters == []
+        topic = str(Topic.sightings(site.id, a))
+        assert _publish(acl_broker.port, pa.username, pa.password, topic,
+                        _batch(site, a).encode()) == 0
+        while not got and time.monotonic() < deadline:
+            src.poll(0.05)
+        assert got == [topic]
+    finally:
+        src.close()
