@@ -35,9 +35,12 @@ class Listener:
         self.got: list[tuple[str, bytes]] = []
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
+        subscribed = threading.Event()
+        self.c.on_subscribe = lambda *_: subscribed.set()
         self.c.connect(url_host, port)
         self.c.subscribe(topic, qos=1)
         self.c.loop_start()
+        assert subscribed.wait(10), "listener never subscribed"
 
     def publish_all(self, msgs):
         infos = [self.c.publish(t, p, qos=1) for t, p in msgs]

@@ -26,14 +26,17 @@ class Collector:
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                         protocol=mqtt.MQTTv5)
         c.reconnect_delay_set(min_delay=0.2, max_delay=1)
+        self.subscribed = threading.Event()
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("mallsense/v1/#", qos=1)
+        c.on_subscribe = lambda *_: self.subscribed.set()
         c.on_message = self._on_message
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         c.connect("127.0.0.1", port, clean_start=False, properties=props)
         c.loop_start()
         self.client = c
-        self.wait(lambda: c.is_connected(), 10)
+        # SUBACK, not CONNACK: what is published before it never reaches a fresh session.
+        assert self.wait(self.subscribed.is_set, 10), "collector never subscribed"
 
     def _on_message(self, client, userdata, msg) -> None:
         with self.lock:
