@@ -70,7 +70,12 @@ class SimConfig:
     member_token_period_s: float = 900.0
     ble_member_interval_s: float = 2.0
     tx_sd_db: float = 2.0  # device-to-device spread on top of the model's offset
-    reference_beacons_per_floor: int = 3
+    reference_beacons_per_floor: int = 3  # at random corridor points
+    # > 0: a commissioning survey instead: reference beacons on a grid of this pitch (m),
+    # jittered by up to a quarter pitch, over each floor's indoor zones, stores included;
+    # the count scales with the floor area. Corridors alone leave a gateway's offset
+    # holding its shadowing there, which only positions spread over its range average out.
+    survey_pitch_m: float = 0.0
     beacon_interval_s: float = 1.0
     # radio: receivers
     fast_fading_db: float = 3.0  # per-packet (dB); spatial shadowing sigma comes from the site
@@ -114,6 +119,9 @@ class SimConfig:
                      "shadow_decorrelation_m"):
             if not getattr(self, name) > 0:
                 raise SimError("must be > 0", name)
+        if not (self.survey_pitch_m == 0 or self.survey_pitch_m >= 1.0):
+            raise SimError(f"must be 0 (off) or >= 1 m, got {self.survey_pitch_m}",
+                           "survey_pitch_m")
         if self.window_s != 1.0:
             raise SimError("only 1 s windows are simulated", "window_s")
         if int(self.positions_every_s) < 1:

@@ -281,6 +281,27 @@ class Planner:
         b.wait(0.0)
         return b.arrays()
 
+    def fixed_at(self, xy, fi: int, t0: float, t1: float):
+        """A device that never moves, at xy on floor fi, present t0..t1."""
+        b = _Builder(t0, xy, fi)
+        b.now = t1
+        b.wait(0.0)
+        return b.arrays()
+
+    def survey_points(self, fi: int, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+        """(points (M, 2), zone index (M,)): a grid of `pitch` over floor fi, each point
+        jittered by up to pitch / 4 (neighbours stay >= pitch / 2 apart), kept where it falls
+        in an indoor zone (not outside, not an atrium void)."""
+        geo = self.geo
+        xs = np.arange(geo.x0 + pitch / 2, geo.x1, pitch)
+        ys = np.arange(geo.y0 + pitch / 2, geo.y1, pitch)
+        gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+        gx = gx + self.rng.uniform(-pitch / 4, pitch / 4, gx.size)
+        gy = gy + self.rng.uniform(-pitch / 4, pitch / 4, gy.size)
+        zi = geo.zone_at(gx, gy, np.full(gx.size, fi))
+        keep = (zi >= 0) & ~np.isin(geo.zone_kind[np.maximum(zi, 0)], ("outside", "atrium"))
+        return np.column_stack([gx, gy])[keep], zi[keep]
+
 
 def local_hour(site, t: float) -> float:
     dt = datetime.fromtimestamp(t, tz=timezone.utc).astimezone(ZoneInfo(site.timezone))
@@ -342,12 +363,16 @@ def plan(geo: SiteGeometry, cfg, rng: np.random.Generator) -> Crowd:
             if rng.random() < 0.3:
                 add(FIXED, "printer", s, -1, False, planner.resident(s, s0, s1, moves=False))
     corridors = geo.zones_of("corridor")
+    survey = cfg.survey_pitch_m > 0
     for fi in range(len(geo.floor_ids)):
+        if survey:
+            for xy, zi in zip(*planner.survey_points(fi, cfg.survey_pitch_m)):
+                add(FIXED, "beacon", int(zi), -1, False, planner.fixed_at(xy, fi, s0, s1))
         on = corridors[geo.zone_floor[corridors] == fi]
         if not len(on):
             continue
         for kind, count in (("signage", 2 if cfg.fixed_devices else 0),
-                            ("beacon", cfg.reference_beacons_per_floor)):
+                            ("beacon", 0 if survey else cfg.reference_beacons_per_floor)):
             for _ in range(count):
                 zi = int(rng.choice(on))
                 add(FIXED, kind, zi, -1, False, planner.resident(zi, s0, s1, moves=False))

@@ -17,9 +17,9 @@ def register(subparsers) -> None:
         description="Reads sightings batches (a JSON-lines recording of the sightings topic, or "
                     "the live broker) and a beacon registry, fits each gateway's RSSI at 1 m "
                     "(with the site file's exponent, or one fitted for the building) and prints "
-                    "residuals per gateway. Spread the beacons over each floor: a gateway's "
-                    "offset is only as good as the number of independent positions (about "
-                    "5 m apart) it hears or misses them at.")
+                    "residuals per gateway. Spread the beacons over each whole floor, stores "
+                    "included, about 5 m apart: a gateway's offset is only as good as the "
+                    "number of independent positions it hears or misses them at.")
     p.add_argument("--site", required=True, help="site model TOML")
     p.add_argument("--beacons", required=True,
                    help="beacon registry CSV: beacon (uuid:major:minor), floor, x, y[, z]")
