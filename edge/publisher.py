@@ -142,7 +142,7 @@ class Publisher:
             return
         client = self._client
         assert client is not None
-        rc = client.loop(timeout=0.01 if self._inflight else 0.05)
+        rc = client.loop(timeout=0.05)
         self._flush_acks()
         if rc != mqtt.MQTT_ERR_SUCCESS and self.state is not State.DISCONNECTED:
             self._lost(f"network loop: {mqtt.error_string(rc)}")
@@ -262,7 +262,8 @@ class Publisher:
 
     def _drain(self) -> None:
         room = self.settings.max_inflight - len(self._inflight)
-        if room <= 0:
+        # Nothing stored since the last send: no query (this runs at every loop step).
+        if room <= 0 or self.spool.newest_seq <= self._sent_upto:
             return
         client = self._client
         for item in self.spool.pending(self._sent_upto, room):

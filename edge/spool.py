@@ -57,6 +57,7 @@ class Spool:
         stored_next = self._meta("next_seq")
         self._next_seq = max(row[0], stored_next)
         self._depth, self._bytes = row[1], row[2]
+        self._newest = row[0] - 1
         self.dropped = self._meta("dropped")
         log.info("spool %s: %d batches waiting, next seq %d", self.path, self._depth,
                  self._next_seq)
@@ -70,6 +71,11 @@ class Spool:
             seq = self._next_seq
             self._next_seq += 1
             return seq
+
+    @property
+    def newest_seq(self) -> int:
+        """Highest seq ever stored (-1: none): lets a reader skip a query when nothing is new."""
+        return self._newest
 
     @property
     def depth(self) -> int:
@@ -114,6 +120,7 @@ class Spool:
                 db.execute("ROLLBACK")
                 raise
             self._depth, self._bytes = depth, size
+            self._newest = max(self._newest, max(i[0] for i in items))
             if dropped:
                 self.dropped += dropped
                 log.warning("spool full (%d bytes): dropped %d oldest batches", self.max_bytes,

@@ -50,12 +50,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("mallsense.demo_ingest")
 
+    from analytics._blas import limit_blas_threads
     from analytics.crm import load_members
     from analytics.ingest import IngestService
     from analytics.pipeline import Pipeline, PipelineConfig
     from analytics.sink import make_sink
     from gateway.site import load_site
 
+    # One core, as `mallsense ingest` runs: OpenBLAS threads spinning beside the edge agents
+    # made every window's matrix products several times slower.
+    limit_blas_threads(1)
     site = lifted_site(load_site(args.site))
     crm = load_members(args.members)
     with open(args.tokens, newline="") as f:

@@ -91,3 +91,17 @@ def test_concurrent_put_and_ack(tmp_path):
     done.set()
     th.join(10)
     assert sorted(set(acked)) == list(range(300)) and sp.depth == 0
+
+
+def test_newest_seq_tells_a_reader_when_nothing_is_new(tmp_path):
+    s = Spool(tmp_path / "s.db")
+    assert s.newest_seq == -1
+    s.put_many([(s.next_seq(), "t", b"a"), (s.next_seq(), "t", b"b")])
+    assert s.newest_seq == 1
+    s.ack(0)
+    assert s.newest_seq == 1                      # acks do not make anything new
+    s2 = Spool(tmp_path / "s.db")                 # reopened: what is still stored
+    assert s2.newest_seq == 1 and [p.seq for p in s2.pending()] == [1]
+    s2.ack(1)
+    s3 = Spool(tmp_path / "s.db")
+    assert s3.newest_seq == -1 and s3.next_seq() == 2   # all sent: nothing to query for
