@@ -8,13 +8,14 @@ out, also on Ctrl-C or an error.
 """
 from __future__ import annotations
 
-import asyncio
+import argparse
 import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ class DemoOptions:
     capture_mqtt: Path | None = None  # write every MQTT message seen on '#' here
     sim_dir: Path | None = None      # keep the pcaps and the full truth here (raw addresses!)
     budget_s: float | None = None    # cut the replay so that the whole demo ends in this time
+    edge_processes: int = 3          # edge agents spread over processes (3 measured best on 2 cores)
 
 
 def register(subparsers) -> None:
@@ -74,15 +76,25 @@ def register(subparsers) -> None:
     p.add_argument("--budget-minutes", type=float, default=9.5,
                    help="wall-time budget: the frames replay is cut short (and the summary "
                         "says so) when ingest could not finish the afternoon in time; 0 = none")
+    p.add_argument("--edge-processes", type=_positive_int, default=d.edge_processes,
+                   help="spread the edge agents over this many processes (one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd)
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
+    return n
 
 
 def _cmd(args) -> int:
     opts = DemoOptions(Path(args.out), args.mqtt, args.influx, args.seed, args.start,
                        args.duration, args.shoppers_per_hour, args.level,
                        eval_devices=args.eval_devices, progress=not args.no_progress,
-                       budget_s=args.budget_minutes * 60 if args.budget_minutes > 0 else None)
+                       budget_s=args.budget_minutes * 60 if args.budget_minutes > 0 else None,
+                       edge_processes=args.edge_processes)
     code, summary = run_demo(opts)
     if summary is not None:
         print(summary["text"], end="")
@@ -111,13 +123,30 @@ def _file_logging(path: Path):
         handler.close()
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM unwinds like Ctrl-C, so every server, worker and ingest started is stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:        # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run_demo(opts: DemoOptions) -> tuple[int, dict | None]:
     """Run the demo; returns (exit code, summary dict or None)."""
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("heatmaps", "report", "grafana", "truth", "logs"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    with _file_logging(out / "logs" / "demo.log"):
+    with _file_logging(out / "logs" / "demo.log"), _sigterm_interrupts():
         try:
             summary = _run(opts, out)
         except KeyboardInterrupt:
@@ -226,7 +255,7 @@ def _run(opts: DemoOptions, out: Path) -> dict:
         if opts.level == "frames":
             budget = _budget(wall0, opts.budget_s, counter, obs)
             stats = _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts,
-                                   cfg, budget)
+                                   cfg, budget, out / "logs" / "demo.log")
             if stats.get("cut_at"):
                 cut = stats["cut_at"]
                 cfg = dataclasses.replace(cfg, duration_s=float(int(cut - cfg.start)))
@@ -330,40 +359,82 @@ def _budget(wall0: float, budget_s: float | None, counter, obs, reserve_s: float
 
 
 def _replay_frames(site, res, plan, host, port, state, obs, counter, txns, opts, cfg,
-                   budget=None) -> dict:
-    from mallsense.demo_replay import Conductor, PosTill, make_agents, replay
+                   budget=None, log_path: Path | None = None) -> dict:
+    import multiprocessing
 
+    from gateway.site import sample_site_path
+    from mallsense.demo_replay import (
+        PosTill,
+        WorkerSpec,
+        conduct_workers,
+        replay_worker,
+    )
+
+    gateways = [g.id for g in site.gateways if any(gid == g.id for gid, _r in res.captures)]
+    n_proc = max(1, min(opts.edge_processes, len(gateways)))
+    groups = [tuple(gateways[i::n_proc]) for i in range(n_proc)]
     till = PosTill(host, port, plan.services["pos"], site.id, txns)
+    bar = None
+    if opts.progress:
+        from tqdm import tqdm
+        bar = tqdm(total=int(cfg.duration_s), unit="sim s", desc="replay+ingest")
+
+    def before_step(t: float) -> bool:
+        till.publish_until(t)
+        if bar is not None:
+            bar.n = int(min(t, cfg.end) - cfg.start)
+            bar.set_postfix_str(f"batches published {obs.n_batches}, ingested {counter.get()}")
+            bar.refresh()
+        # Hold back while ingest is too far behind (the broker would queue it all in memory).
+        while obs.n_batches - counter.get() > 50 * 600:
+            time.sleep(0.5)
+        if budget is not None and budget(t):
+            log.warning("time budget: replay cut at %.0f s of simulated time", t - cfg.start)
+            return True
+        return False
+
+    ctx = multiprocessing.get_context("spawn")   # no fork of a process with MQTT threads
+    procs, conns = [], []
+    cut = None
     try:
-        bar = None
-        if opts.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=int(cfg.duration_s), unit="sim s", desc="replay+ingest")
-            bar.sim_start = cfg.start  # (tqdm owns start_t)
-
-        async def main():
-            conductor = Conductor(cfg.start, opts.step_s, [g.id for g in site.gateways])
-            agents = make_agents(site, plan, res.captures, host, port, state,
-                                 res.member_uuid, conductor, res.beacon_ids)
-            codes = await replay(agents, conductor, till, obs, counter.get, cfg.end,
-                                 max_backlog=50 * 600, bar=bar, should_stop=budget)
-            return agents, codes, conductor.cut
-
-        cut = None
-        try:
-            agents, codes, cut = asyncio.run(main())
-        finally:
-            if bar is not None:
-                bar.close()
+        for i, group in enumerate(groups):
+            parent, child = ctx.Pipe()
+            captures = {k: v for k, v in res.captures.items() if k[0] in group}
+            spec = WorkerSpec(sample_site_path(), plan, captures, host, port, state,
+                              res.member_uuid, tuple(res.beacon_ids), group, cfg.start,
+                              opts.step_s, log_path)
+            p = ctx.Process(target=replay_worker, args=(child, spec), name=f"edge-replay-{i}")
+            p.start()
+            child.close()
+            procs.append(p)
+            conns.append(parent)
+        cut, codes, parse_errors, late = conduct_workers(
+            conns, before_step, lambda: all(p.is_alive() or p.exitcode == 0 for p in procs))
+    except BaseException:
+        for c in conns:           # a worker waiting for the word gets EOF, not a hang
+            c.close()
+        for p in procs:
+            p.terminate()         # its agents stop as on SIGTERM: flush and say offline
+        for p in procs:
+            p.join(10)
+            if p.is_alive():      # caught before its handlers were in place: the run is over
+                p.kill()
+        raise
     finally:
+        if bar is not None:
+            bar.close()
+        for p in procs:
+            p.join(120)
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
         till.close(until=cut or cfg.end)
-    bad = [a.cfg.gw for a, c in zip(agents, codes) if c != 0]
+    bad = sorted(gw for gw, c in codes.items() if c != 0) + sorted(set(gateways) - set(codes))
     if bad:
         raise RuntimeError(f"edge agents failed: {bad}")
-    parse_errors = sum(a.decoder.stats.parse_errors for a in agents)
-    late = sum(a.aggregator.stats.late_dropped for a in agents)
-    return {"cut_at": cut, "edge_agents": len(agents), "pos_transactions": len(txns),
-            "edge_parse_errors": parse_errors, "edge_late_dropped": late}
+    return {"cut_at": cut, "edge_agents": len(codes), "edge_processes": n_proc,
+            "pos_transactions": len(txns), "edge_parse_errors": parse_errors,
+            "edge_late_dropped": late}
 
 
 def _json_default(o):

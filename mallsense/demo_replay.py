@@ -4,8 +4,11 @@ Each gateway's agent (``edge.agent.Agent``, its own MQTT client and credentials)
 pcaps as fast as possible. A conductor advances simulated time in steps once every feed has
 delivered its frames up to the current step, so no gateway runs ahead of the others (ingest
 closes windows on a watermark, and a gateway minutes ahead would make the others' data late).
-It also publishes the tills' POS transactions on the ``pos`` topic as simulated time passes
-them, and holds back while ingest lags too far behind.
+The agents are spread over a few spawned worker processes (``replay_worker``), each with a
+local conductor that waits at every step for the parent's word (``conduct_workers``); the
+parent publishes the tills' POS transactions on the ``pos`` topic as simulated time passes
+them, holds back while ingest lags too far behind, and cuts the replay when the time budget is
+spent.
 
 The feed merges a gateway's BLE and Wi-Fi pcaps by timestamp with edge's own reader
 (``edge.pcap.read_capture``) and hands the frames to ``FrameFeedScanner``, so the conductor can
@@ -181,9 +184,12 @@ class PosTill:
 
 
 def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Path,
-                member_uuid: str, conductor: Conductor, beacons=()) -> list[Agent]:
+                member_uuid: str, conductor: Conductor, beacons=(),
+                only: set[str] | None = None) -> list[Agent]:
     agents = []
     for g in site.gateways:
+        if only is not None and g.id not in only:
+            continue
         paths = [p for (gid, _r), p in sorted(captures.items()) if gid == g.id]
         if not paths:
             conductor.finished(g.id)
@@ -217,60 +223,115 @@ def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Pat
     return agents
 
 
-async def replay(agents: list[Agent], conductor: Conductor, till: PosTill, observer: Observer,
-                 ingest_batches: Callable[[], int], t_end: float, max_backlog: int,
-                 bar=None, should_stop: Callable[[float], bool] | None = None) -> list[int]:
-    """Run every agent to the end of its pcaps (or until ``should_stop(t)`` says the time
-    budget is spent: the feeds end at t, the agents flush and finish); their exit codes."""
-    loop = asyncio.get_running_loop()
-    stopping = {"by": None}
-    bar_start = conductor.t
+# -- several processes of agents, one conductor ------------------------------------------------
+# Fifty agents in one process spend much of their time handing the GIL between their publisher
+# threads; split over processes they use the machine's other core. Each worker paces its own
+# agents with a local Conductor whose step waits for the parent's word, so simulated time still
+# advances in lock-step across all gateways.
 
-    def stop_all(sig=None):
-        if sig is not None:
-            stopping["by"] = sig
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    site_path: Path              # (a loaded Site does not pickle; each worker loads its own)
+    plan: object
+    captures: dict
+    host: str
+    port: int
+    state_dir: Path
+    member_uuid: str
+    beacons: tuple
+    gateways: tuple[str, ...]
+    t0: float
+    step_s: float
+    log_path: Path | None = None
+
+
+def replay_worker(conn, spec: WorkerSpec) -> None:
+    """A spawned process: run ``spec.gateways``' agents; report ready/idle/done over ``conn``."""
+    if spec.log_path is not None:
+        handler = logging.FileHandler(spec.log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides; it stops us by message
+    asyncio.run(_worker(conn, spec))
+
+
+async def _worker(conn, spec: WorkerSpec) -> None:
+    loop = asyncio.get_running_loop()
+    conductor = Conductor(spec.t0, spec.step_s, spec.gateways)
+    from gateway.site import load_site
+
+    agents = make_agents(load_site(spec.site_path), spec.plan, spec.captures, spec.host, spec.port,
+                         spec.state_dir, spec.member_uuid, conductor, spec.beacons,
+                         only=set(spec.gateways))
+
+    async def before_step(t: float) -> None:
+        conn.send(("ready", t))
+        if await loop.run_in_executor(None, conn.recv) == "stop":
+            conductor.stop()
+
+    async def conduct() -> None:
+        try:
+            await conductor.run(before_step)
+        finally:
+            conn.send(("idle",))      # no more steps from us: the parent stops waiting for us
+
+    def stop_all() -> None:
         conductor.stop()
         for a in agents:
             a.request_stop()
 
-    async def before_step(t: float) -> None:
-        till.publish_until(t)
-        if bar is not None:
-            bar.n = int(min(t, t_end) - bar.sim_start)
-            bar.set_postfix_str(f"batches published {observer.n_batches}, ingested "
-                                f"{ingest_batches()}")
-            bar.refresh()
-        # Hold back while ingest is too far behind (the broker would queue it all in memory).
-        while not conductor.stopped and observer.n_batches - ingest_batches() > max_backlog:
-            await asyncio.sleep(0.5)
-        if should_stop is not None and not conductor.stopped and should_stop(t):
-            log.warning("time budget: replay cut at %.0f s of simulated time", t - bar_start)
-            conductor.cut = t
-            conductor.stop()
-
-    async def install_handlers():
-        await asyncio.sleep(0.2)  # after each Agent.run registered its own handler
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop_all, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+    async def on_sigterm() -> None:
+        # Each Agent.run registers SIGTERM for itself, and a loop keeps one handler per
+        # signal: once they have, this one stops them all (the parent's terminate()).
+        await asyncio.sleep(0.2)
+        loop.add_signal_handler(signal.SIGTERM, stop_all)
 
     runs = [asyncio.create_task(a.run(), name=f"agent-{a.cfg.gw}") for a in agents]
-    aux = [asyncio.create_task(install_handlers()),
-           asyncio.create_task(conductor.run(before_step))]
+    pacing = asyncio.create_task(conduct())
+    handler = asyncio.create_task(on_sigterm())
     try:
         codes = await asyncio.gather(*runs)
     finally:
         stop_all()
-        for t in aux:
-            t.cancel()
-        await asyncio.gather(*aux, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-    if stopping["by"] is not None:
-        raise KeyboardInterrupt
-    return list(codes)
+        handler.cancel()
+        await asyncio.gather(pacing, handler, return_exceptions=True)
+    conn.send(("done", {a.cfg.gw: c for a, c in zip(agents, codes)},
+               sum(a.decoder.stats.parse_errors for a in agents),
+               sum(a.aggregator.stats.late_dropped for a in agents)))
+
+
+def conduct_workers(conns: list, before_step: Callable[[float], bool],
+                    alive: Callable[[], bool]) -> tuple[float | None, dict, int, int]:
+    """The parent's side: once every pacing worker is ready at t, ``before_step(t)`` (True: cut
+    the replay here) and the word to go on or stop. Returns (cut, codes, parse errors, late)."""
+    from multiprocessing.connection import wait
+
+    pacing, ready = set(conns), {}
+    waiting_done = set(conns)
+    cut, codes, errors, late = None, {}, 0, 0
+    while waiting_done:
+        for c in wait(list(waiting_done - set(ready)), timeout=1.0):
+            msg = c.recv()
+            if msg[0] == "ready":
+                ready[c] = msg[1]
+            elif msg[0] == "idle":
+                pacing.discard(c)
+                ready.pop(c, None)
+            else:
+                waiting_done.discard(c)
+                pacing.discard(c)
+                codes.update(msg[1])
+                errors += msg[2]
+                late += msg[3]
+        if not alive():
+            raise RuntimeError("an edge replay worker died (see logs/demo.log)")
+        if pacing and set(ready) >= pacing:
+            t = max(ready.values())
+            stop = cut is None and before_step(t)
+            if stop:
+                cut = t
+            for c in ready:
+                c.send("stop" if stop else "go")
+            ready.clear()
+    return cut, codes, errors, late

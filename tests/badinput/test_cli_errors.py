@@ -111,3 +111,11 @@ def test_ingest_with_a_bad_site_file(tmp_path):
     r = _run("ingest", *args)
     assert r.returncode == 2, (r.returncode, r.stderr[-800:])
     assert str(bad) in r.stderr or "site.toml" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_demo_edge_processes_exit_2_names_the_flag(tmp_path, value):
+    r = _run("demo", "--out", str(tmp_path / "out"), "--edge-processes", value)
+    assert r.returncode == 2, (r.returncode, r.stderr[-800:])
+    assert "--edge-processes" in r.stderr, r.stderr[-800:]
+    assert not (tmp_path / "out").exists()        # refused before anything started
