@@ -49,7 +49,6 @@ class Conductor:
         self._go = asyncio.Event()
         self._all_waiting = asyncio.Event()
         self.stopped = False
-        self.cut: float | None = None   # simulated time the replay was cut at (time budget)
 
     def _check(self) -> None:
         if not self.pending:
@@ -184,12 +183,10 @@ class PosTill:
 
 
 def make_agents(site, plan, captures: dict, host: str, port: int, state_dir: Path,
-                member_uuid: str, conductor: Conductor, beacons=(),
-                only: set[str] | None = None) -> list[Agent]:
+                member_uuid: str, conductor: Conductor, beacons=()) -> list[Agent]:
+    """An agent for each gateway with captures (a worker is handed only its own gateways')."""
     agents = []
     for g in site.gateways:
-        if only is not None and g.id not in only:
-            continue
         paths = [p for (gid, _r), p in sorted(captures.items()) if gid == g.id]
         if not paths:
             conductor.finished(g.id)
@@ -262,8 +259,7 @@ async def _worker(conn, spec: WorkerSpec) -> None:
     from gateway.site import load_site
 
     agents = make_agents(load_site(spec.site_path), spec.plan, spec.captures, spec.host, spec.port,
-                         spec.state_dir, spec.member_uuid, conductor, spec.beacons,
-                         only=set(spec.gateways))
+                         spec.state_dir, spec.member_uuid, conductor, spec.beacons)
 
     async def before_step(t: float) -> None:
         conn.send(("ready", t))
