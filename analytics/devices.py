@@ -40,6 +40,12 @@ class DeviceConfig:
     zone_t_exit_s: float = 120.0
     inside_tau_s: float = 10.0     # smoothing of the inside indicator
     kalman_sigma_a: float = 0.15
+    # Positions from each device's grid posterior carried over windows (GridFilter) instead
+    # of one window's fix through the Kalman filter. Off: with the phone's power offset
+    # re-estimated in every window, the product of windows drifts (docs/metrics.md, "Positions").
+    grid_filter: bool = False
+    grid_sigma_mps: float = 1.5
+    grid_floor_p: float = 1e-3
 
 
 @dataclass
@@ -158,6 +164,12 @@ class DeviceTable:
                         if self.connectors is not None else None)
         self.hmm = FloorHMM(nf, dt=1.0, min_dwell_s=cfg.floor_min_dwell_s, p_change=cfg.floor_p_change, p_leak=1e-4)
         self.alpha = np.zeros((n, nf, self.hmm.D))
+        self.gfilter = None
+        if cfg.grid_filter and self.loc.grid is not None:
+            from analytics.gridpost import GridFilter
+
+            self.gfilter = GridFilter(self.loc.grid, n, sigma_mps=cfg.grid_sigma_mps,
+                                      floor_p=cfg.grid_floor_p)
         self.kf = KalmanTracker(n, sigma_a=cfg.kalman_sigma_a, expiry_s=cfg.expiry_s, max_gated=4)
         self.zh = ZoneHysteresis(n, t_enter=cfg.zone_t_enter_s, t_exit=cfg.zone_t_exit_s)
         self.zh_t = float("-inf")
@@ -204,6 +216,8 @@ class DeviceTable:
         self.late_born[s] = False
         self.alpha[s] = self.hmm.start(1)[0]
         self.kf.reset(np.array([s]))
+        if self.gfilter is not None:
+            self.gfilter.reset(np.array([s]))
         self.zh.reset(self._mask([s]))
 
     def _mask(self, slots) -> np.ndarray:
@@ -323,7 +337,12 @@ class DeviceTable:
         floor_rows = np.full(len(wm.ids), -1, np.int64)
         floor_rows[rows] = newf
         # Positions: fixes with the floor's gateways, then the Kalman filter.
-        fx = self.loc.solve(wm, floor_rows, rows)
+        track = None
+        if self.gfilter is not None:
+            slot_rows = np.zeros(len(wm.ids), np.int64)
+            slot_rows[rows] = s
+            track = (self.gfilter, slot_rows, t)
+        fx = self.loc.solve(wm, floor_rows, rows, track=track)
         z = fx.xy[rows]
         R = fx.cov[rows].copy()
         self.last_fix = (s, z, R)          # for diagnostics
@@ -335,14 +354,27 @@ class DeviceTable:
         dt[s[act]] = np.maximum(t - self.kf.t[s[act]], 0.0)
         mask = np.zeros(n, bool)
         mask[s] = True
-        self.kf.predict(dt, mask)
-        Z = np.full((n, 2), np.nan)
-        RR = np.full((n, 2, 2), np.nan)
-        Z[s] = z
-        RR[s] = R
-        st = self.kf.update(Z, RR, mask)
-        self.kf.t[s] = t
-        self.kf.t_fix[s[st.used[s]]] = t
+        if self.gfilter is not None:
+            # The posterior already holds the history: it is the track.
+            got = np.isfinite(z).all(axis=1) & np.isfinite(R).all(axis=(1, 2))
+            sg = s[got]
+            self.kf.x[sg] = np.column_stack([z[got], np.zeros((len(sg), 2))])
+            P = np.zeros((len(sg), 4, 4))
+            P[:, :2, :2] = R[got]
+            P[:, 2, 2] = P[:, 3, 3] = 1.0
+            self.kf.P[sg] = P
+            self.kf.active[sg] = True
+            self.kf.t[s] = t
+            self.kf.t_fix[sg] = t
+        else:
+            self.kf.predict(dt, mask)
+            Z = np.full((n, 2), np.nan)
+            RR = np.full((n, 2, 2), np.nan)
+            Z[s] = z
+            RR[s] = R
+            st = self.kf.update(Z, RR, mask)
+            self.kf.t[s] = t
+            self.kf.t_fix[s[st.used[s]]] = t
         xy = self.kf.x[s, :2]
         fin = np.isfinite(xy).all(axis=1)
         b = self.bbox[s]

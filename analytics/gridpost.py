@@ -36,6 +36,9 @@ class GridPosterior:
         self.temper = temper
         self.use_map = False
         self.tables: dict[tuple[int, int], dict] = {}
+        # Per floor: the regular lattice (nx, ny) and the flat indices of its points kept
+        # (inside the outline, not over a void); GridFilter moves probability along it.
+        self.lattice: dict[int, tuple[int, int, np.ndarray]] = {}
         loc = locator
         for fi, floor in enumerate(site.floors):
             b = loc.floor_bounds[fi]
@@ -46,6 +49,7 @@ class GridPosterior:
             for z in site.zones_on(floor.id):
                 if z.kind == "atrium":        # a void: nobody stands there
                     keep &= ~points_in_polygon(g, np.asarray(z.polygon, float))
+            self.lattice[fi] = (len(gx), len(gy), np.flatnonzero(keep))
             g = g[keep]
             outside = np.zeros(len(g))
             for z in site.zones_on(floor.id):
@@ -83,8 +87,12 @@ class GridPosterior:
                     "Ms2_32": np.vstack([(M / s**2).T, np.ones((1, len(g)))]).astype(np.float32),
                     "mom32": mom.astype(np.float32)}
 
-    def solve(self, rssi: np.ndarray, floor: int, kind: int):
+    def solve(self, rssi: np.ndarray, floor: int, kind: int, log_prior: np.ndarray | None = None,
+              posterior: bool = False):
         """rssi (n, K_all) for devices of one floor and kind -> (xy, cov, p_out, n_heard).
+
+        ``log_prior`` (n, G): added to the log-likelihood (GridFilter's prediction); with
+        ``posterior`` the normalised weights (n, G) are returned as a fifth item.
 
         The log-likelihood over the grid, up to a per-device constant (which the normalisation
         removes), is
@@ -99,8 +107,9 @@ class GridPosterior:
         tb = self.tables.get((floor, kind))
         n = rssi.shape[0]
         if tb is None or n == 0:
-            return (np.full((n, 2), np.nan), np.full((n, 2, 2), np.nan), np.zeros(n),
-                    np.zeros(n, np.int64))
+            empty = (np.full((n, 2), np.nan), np.full((n, 2, 2), np.nan), np.zeros(n),
+                     np.zeros(n, np.int64))
+            return empty + (np.zeros((n, 0), np.float32),) if posterior else empty
         t = self.temper
         r = rssi[:, tb["cols"]]
         h = np.isfinite(r)
@@ -122,6 +131,8 @@ class GridPosterior:
         q = Y @ tb["Ms2_32"]
         np.square(q, out=q)
         ll += q
+        if log_prior is not None:
+            ll += log_prior
         ll -= ll.max(axis=1, keepdims=True)
         w = np.exp(ll, out=ll)
         mo = (w @ tb["mom32"]).astype(np.float64)        # (n, 8): sum w, x, y, x^2, xy, y^2, out, 0
@@ -140,4 +151,90 @@ class GridPosterior:
         none = nh == 0
         mu[none] = np.nan
         cov[none] = np.nan
+        if posterior:
+            w /= w.sum(axis=1, keepdims=True)
+            return mu, cov, p_out, nh, w
         return mu, cov, p_out, nh
+
+
+class GridFilter:
+    """Each device's position posterior over its floor's grid, carried from window to window.
+
+    One window heard by one or two gateways places a phone poorly (the fix of a single window
+    is ~17 m off on the sample mall); a shopper standing in a store is heard by different
+    gateways from window to window, and the product of those likelihoods can place it far
+    better. The prediction spreads the previous posterior by a random walk of ``sigma_mps``
+    per second (a sparse nearest-neighbour blur on the lattice, walls reflecting), floored at
+    ``floor_p`` of its peak so a phone that really moved is found again; the window's
+    likelihood multiplies it (``GridPosterior.solve`` with ``log_prior``).
+
+    It only pays when the phone's power offset is known: ``GridPosterior`` profiles the offset
+    anew in every window while its censoring term uses the population prior, a per-window bias
+    that the product of windows amplifies (docs/metrics.md, "Positions"). Hence off by default
+    (``DeviceConfig.grid_filter``).
+    """
+
+    def __init__(self, grid: GridPosterior, capacity: int, *, sigma_mps: float = 1.5,
+                 floor_p: float = 1e-3, reset_s: float = 20.0, max_steps: int = 8) -> None:
+        from scipy import sparse
+
+        self.grid = grid
+        self.floor_p = floor_p
+        self.reset_s = reset_s
+        self.max_steps = max_steps
+        gmax = max(len(k) for _, _, k in grid.lattice.values())
+        self.post = np.zeros((capacity, gmax), np.float32)
+        self.floor = np.full(capacity, -1, np.int64)
+        self.t = np.full(capacity, np.nan)
+        # One second of motion: variance sigma^2 per axis, as [a, 1-2a, a] per lattice axis.
+        a = min(0.5 * (sigma_mps / grid.step) ** 2, 0.3)
+        self.blur = {}
+        for fi, (nx, ny, keep) in grid.lattice.items():
+            pos = np.full(nx * ny, -1)
+            pos[keep] = np.arange(len(keep))
+            ix, iy = np.divmod(keep, ny)
+            rows, cols, vals = [], [], []
+            for dx, wx in ((-1, a), (0, 1 - 2 * a), (1, a)):
+                for dy, wy in ((-1, a), (0, 1 - 2 * a), (1, a)):
+                    jx, jy = ix + dx, iy + dy
+                    ok = (jx >= 0) & (jx < nx) & (jy >= 0) & (jy < ny)
+                    j = np.full(len(keep), -1)
+                    j[ok] = pos[jx[ok] * ny + jy[ok]]
+                    # A move into a wall or a void stays where it was (mass kept).
+                    j = np.where(j >= 0, j, np.arange(len(keep)))
+                    rows.append(np.arange(len(keep)))
+                    cols.append(j)
+                    vals.append(np.full(len(keep), wx * wy))
+            m = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                  shape=(len(keep), len(keep)), dtype=np.float32)
+            self.blur[fi] = m          # row i: where the mass at i goes; post @ m moves it
+
+    def reset(self, slots) -> None:
+        self.floor[slots] = -1
+        self.t[slots] = np.nan
+
+    def log_prior(self, slots: np.ndarray, floor: int, t: float) -> np.ndarray:
+        """(n, G) log of the predicted posterior (0 for a device with none: flat)."""
+        g = len(self.grid.lattice[floor][2])
+        out = np.zeros((len(slots), g), np.float32)
+        dt = t - self.t[slots]
+        have = (self.floor[slots] == floor) & (dt >= 0) & (dt <= self.reset_s)
+        if not have.any():
+            return out
+        i = np.flatnonzero(have)
+        p = self.post[slots[i], :g]
+        steps = np.clip(np.rint(dt[i]).astype(int), 0, self.max_steps)
+        m = self.blur[floor]
+        for k in range(1, int(steps.max()) + 1):
+            j = steps >= k
+            p[j] = np.asarray(p[j] @ m)
+        p /= p.max(axis=1, keepdims=True)
+        np.maximum(p, self.floor_p, out=p)
+        out[i] = np.log(p)
+        return out
+
+    def store(self, slots: np.ndarray, floor: int, t: float, w: np.ndarray) -> None:
+        g = w.shape[1]
+        self.post[slots, :g] = w
+        self.floor[slots] = floor
+        self.t[slots] = t

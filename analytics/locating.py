@@ -208,8 +208,12 @@ class Locator:
         return out
 
     # -- positions -------------------------------------------------------------------------
-    def solve(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None) -> Fixes:
-        """Fix each device (rows, default all) with the gateways of its floor only."""
+    def solve(self, wm: WindowMatrix, floor: np.ndarray, rows: np.ndarray | None = None,
+              track=None) -> Fixes:
+        """Fix each device (rows, default all) with the gateways of its floor only.
+
+        ``track``: (GridFilter, slots (N,) of the rows, t) to carry each device's grid
+        posterior from window to window (the fix is then that posterior's mean)."""
         if self.method == "ml":
             return self.solve_ml(wm, floor, rows)
         n = len(wm.ids)
@@ -219,6 +223,7 @@ class Locator:
         outside = np.zeros(n, bool)
         mask = np.zeros(n, bool)
         mask[slice(None) if rows is None else rows] = True
+        g = self.grid
         for f in range(len(self.floor_ids)):
             for ki, kind in enumerate(KINDS):
                 if kind not in self.solve_kinds:
@@ -226,7 +231,14 @@ class Locator:
                 sel = np.flatnonzero(mask & (floor == f) & (wm.kind == ki))
                 if not len(sel):
                     continue
-                mu, c, p_out, nh = self.grid.solve(wm.rssi[sel], f, ki)
+                if track is not None:
+                    filt, slots, t = track
+                    mu, c, p_out, nh, w = g.solve(wm.rssi[sel], f, ki, posterior=True,
+                                                  log_prior=filt.log_prior(slots[sel], f, t))
+                    heard = nh > 0
+                    filt.store(slots[sel][heard], f, t, w[heard])
+                else:
+                    mu, c, p_out, nh = g.solve(wm.rssi[sel], f, ki)
                 xy[sel], cov[sel], n_heard[sel], outside[sel] = mu, c, nh, p_out > 0.5
         ok = n_heard >= 3
         return Fixes(xy, cov, ok, n_heard, outside)
