@@ -41,11 +41,17 @@ class DeviceConfig:
     inside_tau_s: float = 10.0     # smoothing of the inside indicator
     kalman_sigma_a: float = 0.15
     # Positions from each device's grid posterior carried over windows (GridFilter) instead
-    # of one window's fix through the Kalman filter. Off: with the phone's power offset
-    # re-estimated in every window, the product of windows drifts (docs/metrics.md, "Positions").
+    # of one window's fix through the Kalman filter. Off: on firmware_sim it moves the journey
+    # metrics both ways for ~3x the cost per window (docs/metrics.md, "Positions").
     grid_filter: bool = False
     grid_sigma_mps: float = 1.5
     grid_floor_p: float = 1e-3
+    # With the filter, each phone's power offset is a hidden variable on bins this far apart
+    # (dB; 0: profiled anew in every window), carried from window to window.
+    grid_offset_step_db: float = 2.0
+    grid_offset_mean_db: float = -2.0
+    grid_offset_sd_db: float = 4.0
+    grid_offset_mix_s: float = 0.005
 
 
 @dataclass
@@ -90,7 +96,14 @@ class DeviceTable:
     def __init__(self, site, locator: Locator | None = None, config: DeviceConfig | None = None) -> None:
         self.cfg = cfg = config or DeviceConfig()
         self.site = site
-        self.loc = locator or Locator(site)
+        if locator is None:
+            opts = None
+            if cfg.grid_filter:
+                opts = {"offset_step_db": cfg.grid_offset_step_db,
+                        "offset_mean_db": cfg.grid_offset_mean_db,
+                        "offset_sd_db": cfg.grid_offset_sd_db}
+            locator = Locator(site, grid_options=opts)
+        self.loc = locator
         n, nf = cfg.capacity, len(self.loc.floor_ids)
         self.n_floors = nf
         self.slot_of: dict[str, int] = {}
@@ -169,7 +182,7 @@ class DeviceTable:
             from analytics.gridpost import GridFilter
 
             self.gfilter = GridFilter(self.loc.grid, n, sigma_mps=cfg.grid_sigma_mps,
-                                      floor_p=cfg.grid_floor_p)
+                                      floor_p=cfg.grid_floor_p, offset_mix_s=cfg.grid_offset_mix_s)
         self.kf = KalmanTracker(n, sigma_a=cfg.kalman_sigma_a, expiry_s=cfg.expiry_s, max_gated=4)
         self.zh = ZoneHysteresis(n, t_enter=cfg.zone_t_enter_s, t_exit=cfg.zone_t_exit_s)
         self.zh_t = float("-inf")

@@ -26,7 +26,8 @@ from locate.zones import points_in_polygon
 
 class GridPosterior:
     def __init__(self, site, locator, *, step_m: float = 3.0, p_miss: float = 0.1,
-                 offset_mean_db: float = -2.0, offset_sd_db: float = 4.0, temper: float = 1.0) -> None:
+                 offset_mean_db: float = -2.0, offset_sd_db: float = 4.0, temper: float = 1.0,
+                 offset_step_db: float = 0.0) -> None:
         # The phone's offset: carried in a hand, pocket or bag (0/4/8 dB body loss) and models
         # that differ by a few dB; the prior mean and spread come from there.
         self.step = step_m
@@ -35,6 +36,16 @@ class GridPosterior:
         self.inv_o2 = 1.0 / offset_sd_db**2
         self.temper = temper
         self.use_map = False
+        # With offset_step_db > 0: the offset is a hidden variable on bins this far apart
+        # (+-2.5 prior sd around the prior mean), each with its own censoring table, for
+        # ``solve_joint`` (GridFilter carries each phone's distribution over them).
+        self.offset_bins = np.zeros(0)
+        self.offset_log_prior = np.zeros(0)
+        if offset_step_db > 0:
+            half = int(np.ceil(2.5 * offset_sd_db / offset_step_db))
+            self.offset_bins = offset_mean_db + offset_step_db * np.arange(-half, half + 1)
+            lp = -0.5 * ((self.offset_bins - offset_mean_db) / offset_sd_db) ** 2
+            self.offset_log_prior = lp - np.logaddexp.reduce(lp)
         self.tables: dict[tuple[int, int], dict] = {}
         # Per floor: the regular lattice (nx, ny) and the flat indices of its points kept
         # (inside the outline, not over a void); GridFilter moves probability along it.
@@ -86,6 +97,16 @@ class GridPosterior:
                                       cens.sum(axis=1)[None, :]]).astype(np.float32),
                     "Ms2_32": np.vstack([(M / s**2).T, np.ones((1, len(g)))]).astype(np.float32),
                     "mom32": mom.astype(np.float32)}
+                if len(self.offset_bins):
+                    # Per offset bin: the censoring with that offset (its bin's width as spread).
+                    sj = np.sqrt(s**2 + offset_step_db**2 / 12.0)
+                    tj = []
+                    for o in self.offset_bins:
+                        cj = np.logaddexp(np.log(p_miss),
+                                          np.log1p(-p_miss) + log_ndtr((sens - M - o) / sj))
+                        tj.append(np.vstack([M.T, (-0.5 * M**2 / s**2 - cj).T,
+                                             cj.sum(axis=1)[None, :]]))
+                    self.tables[(fi, ki)]["TJ32"] = np.stack(tj).astype(np.float32)
 
     def solve(self, rssi: np.ndarray, floor: int, kind: int, log_prior: np.ndarray | None = None,
               posterior: bool = False):
@@ -156,6 +177,69 @@ class GridPosterior:
             return mu, cov, p_out, nh, w
         return mu, cov, p_out, nh
 
+    def solve_joint(self, rssi: np.ndarray, floor: int, kind: int, log_q: np.ndarray,
+                    log_prior: np.ndarray | None = None, block: int = 512):
+        """Position and power offset together: rssi (n, K_all), ``log_q`` (n, J) each phone's
+        log distribution over ``offset_bins`` (what earlier windows taught), ``log_prior``
+        (n, G) on positions or None -> (xy, cov, p_out, n_heard, w (n, G), q (n, J)).
+
+        For offset bin j the log-likelihood is t (sum_h (r-o_j) M/s^2 - sum_h (M^2/2s^2 + cens_j)
+        + sum_all cens_j) - t sum_h (r-o_j)^2/2s^2: the heard and the silent gateways see the
+        same offset (``solve`` profiles it from the heard alone, which the censoring biases
+        upwards). One (n, 2K+1) x (2K+1, G) product per bin.
+        """
+        tb = self.tables.get((floor, kind))
+        n = rssi.shape[0]
+        J = len(self.offset_bins)
+        if tb is None or n == 0:
+            return (np.full((n, 2), np.nan), np.full((n, 2, 2), np.nan), np.zeros(n),
+                    np.zeros(n, np.int64), np.zeros((n, 0), np.float32), np.exp(log_q))
+        outs = [self._solve_joint(rssi[i:i + block], tb, log_q[i:i + block],
+                                  None if log_prior is None else log_prior[i:i + block], J)
+                for i in range(0, n, block)]
+        return tuple(np.concatenate([o[k] for o in outs]) for k in range(6))
+
+    def _solve_joint(self, rssi, tb, log_q, log_prior, J):
+        t = self.temper
+        n = rssi.shape[0]
+        r = rssi[:, tb["cols"]]
+        h = np.isfinite(r)
+        k = r.shape[1]
+        rr = np.where(h, r, 0.0)
+        inv_s2 = tb["inv_s2"]
+        X = np.empty((n, 2 * k + 1), np.float32)
+        np.multiply(h, t, out=X[:, k:2 * k], casting="unsafe")
+        X[:, 2 * k] = t
+        G = tb["TJ32"].shape[2]
+        ll = np.empty((J, n, G), np.float32)
+        for j, o in enumerate(self.offset_bins):
+            d = np.where(h, rr - o, 0.0)
+            np.multiply(d * inv_s2, t, out=X[:, :k], casting="same_kind")
+            np.matmul(X, tb["TJ32"][j], out=ll[j])
+            cj = -0.5 * t * (d * d * inv_s2).sum(1) + log_q[:, j]
+            ll[j] += cj[:, None].astype(np.float32)
+        if log_prior is not None:
+            ll += log_prior[None]
+        ll -= ll.max(axis=(0, 2))[None, :, None]
+        np.exp(ll, out=ll)
+        w = ll.sum(axis=0)                               # (n, G) positions
+        q = ll.sum(axis=2).T.astype(np.float64)          # (n, J) offsets
+        q /= q.sum(axis=1, keepdims=True)
+        mo = (w @ tb["mom32"]).astype(np.float64)
+        w /= mo[:, :1].astype(np.float32)
+        mo[:, 1:] /= mo[:, :1]
+        mu = mo[:, 1:3] + tb["c0"]
+        var = self.step**2 / 12.0
+        cov = np.empty((n, 2, 2))
+        cov[:, 0, 0] = np.maximum(mo[:, 3] - mo[:, 1] ** 2, 0) + var
+        cov[:, 1, 1] = np.maximum(mo[:, 5] - mo[:, 2] ** 2, 0) + var
+        cov[:, 0, 1] = cov[:, 1, 0] = mo[:, 4] - mo[:, 1] * mo[:, 2]
+        nh = h.sum(1)
+        none = nh == 0
+        mu[none] = np.nan
+        cov[none] = np.nan
+        return mu, cov, mo[:, 6], nh, w, q
+
 
 class GridFilter:
     """Each device's position posterior over its floor's grid, carried from window to window.
@@ -168,17 +252,30 @@ class GridFilter:
     ``floor_p`` of its peak so a phone that really moved is found again; the window's
     likelihood multiplies it (``GridPosterior.solve`` with ``log_prior``).
 
-    It only pays when the phone's power offset is known: ``GridPosterior`` profiles the offset
-    anew in every window while its censoring term uses the population prior, a per-window bias
-    that the product of windows amplifies (docs/metrics.md, "Positions"). Hence off by default
-    (``DeviceConfig.grid_filter``).
+    The phone's power offset must be carried too: ``GridPosterior.solve`` profiles it anew in
+    every window from the heard gateways alone (which censoring biases upwards), a per-window
+    bias that the product of windows amplifies. With ``GridPosterior(offset_step_db=...)`` the
+    offset is a hidden variable on bins, ``solve_joint`` weighs heard and silent gateways with
+    the same offset, and ``q`` keeps each phone's distribution over the bins.
+
+    Off by default (``DeviceConfig.grid_filter``): on synthetic readings it takes a standing
+    phone from 7-11 m to 1-3 m, but on firmware_sim the fixed shadowing of a place (5.5 dB per
+    gateway, decorrelating within metres) is a bias no integration removes, the journey
+    metrics move both ways, and a window costs ~3x (docs/metrics.md, "Positions").
     """
 
     def __init__(self, grid: GridPosterior, capacity: int, *, sigma_mps: float = 1.5,
-                 floor_p: float = 1e-3, reset_s: float = 20.0, max_steps: int = 8) -> None:
+                 floor_p: float = 1e-3, reset_s: float = 20.0, max_steps: int = 8,
+                 offset_mix_s: float = 0.005) -> None:
         from scipy import sparse
 
         self.grid = grid
+        # Each phone's distribution over the grid's offset bins (when it has them): it relaxes
+        # towards the population prior by offset_mix_s per second (crowd, a phone put away).
+        self.joint = len(grid.offset_bins) > 0
+        self.offset_mix_s = offset_mix_s
+        self.q = np.tile(np.exp(grid.offset_log_prior), (capacity, 1)).astype(np.float32)
+        self.q_t = np.full(capacity, np.nan)
         self.floor_p = floor_p
         self.reset_s = reset_s
         self.max_steps = max_steps
@@ -212,6 +309,17 @@ class GridFilter:
     def reset(self, slots) -> None:
         self.floor[slots] = -1
         self.t[slots] = np.nan
+        if self.joint:
+            self.q[slots] = np.exp(self.grid.offset_log_prior)
+            self.q_t[slots] = np.nan
+
+    def log_q(self, slots: np.ndarray, t: float) -> np.ndarray:
+        """(n, J) log of each phone's predicted offset distribution at t."""
+        prior = np.exp(self.grid.offset_log_prior)
+        dt = np.nan_to_num(t - self.q_t[slots], nan=0.0)
+        keep = np.exp(-self.offset_mix_s * np.maximum(dt, 0.0))[:, None]
+        q = keep * self.q[slots] + (1.0 - keep) * prior[None, :]
+        return np.log(np.maximum(q, 1e-12))
 
     def log_prior(self, slots: np.ndarray, floor: int, t: float) -> np.ndarray:
         """(n, G) log of the predicted posterior (0 for a device with none: flat)."""
@@ -233,8 +341,12 @@ class GridFilter:
         out[i] = np.log(p)
         return out
 
-    def store(self, slots: np.ndarray, floor: int, t: float, w: np.ndarray) -> None:
+    def store(self, slots: np.ndarray, floor: int, t: float, w: np.ndarray,
+              q: np.ndarray | None = None) -> None:
         g = w.shape[1]
         self.post[slots, :g] = w
         self.floor[slots] = floor
         self.t[slots] = t
+        if q is not None:
+            self.q[slots] = q
+            self.q_t[slots] = t

@@ -51,7 +51,8 @@ class Fixes:
 
 class Locator:
     def __init__(self, site, *, method: str = "grid", loss: str = "huber",
-                 solve_kinds: tuple[str, ...] = KINDS, grid_step_m: float = 3.0) -> None:
+                 solve_kinds: tuple[str, ...] = KINDS, grid_step_m: float = 3.0,
+                 grid_options: dict | None = None) -> None:
         if method not in ("grid", "ml"):
             raise ValueError(f"method must be 'grid' or 'ml', got {method!r}")
         self.method = method
@@ -115,7 +116,7 @@ class Locator:
         if method == "grid":
             from analytics.gridpost import GridPosterior
 
-            self.grid = GridPosterior(site, self, step_m=grid_step_m)
+            self.grid = GridPosterior(site, self, step_m=grid_step_m, **(grid_options or {}))
 
     # -- window -> matrix ------------------------------------------------------------------
     def matrix(self, t: float, parts) -> WindowMatrix:
@@ -233,10 +234,17 @@ class Locator:
                     continue
                 if track is not None:
                     filt, slots, t = track
-                    mu, c, p_out, nh, w = g.solve(wm.rssi[sel], f, ki, posterior=True,
-                                                  log_prior=filt.log_prior(slots[sel], f, t))
+                    lp = filt.log_prior(slots[sel], f, t)
+                    if filt.joint:
+                        mu, c, p_out, nh, w, q = g.solve_joint(
+                            wm.rssi[sel], f, ki, filt.log_q(slots[sel], t), log_prior=lp)
+                    else:
+                        mu, c, p_out, nh, w = g.solve(wm.rssi[sel], f, ki, posterior=True,
+                                                      log_prior=lp)
+                        q = None
                     heard = nh > 0
-                    filt.store(slots[sel][heard], f, t, w[heard])
+                    filt.store(slots[sel][heard], f, t, w[heard],
+                               None if q is None else q[heard])
                 else:
                     mu, c, p_out, nh = g.solve(wm.rssi[sel], f, ki)
                 xy[sel], cov[sel], n_heard[sel], outside[sel] = mu, c, nh, p_out > 0.5

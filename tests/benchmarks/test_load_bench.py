@@ -4,11 +4,16 @@ visitors, journeys, metrics).
 
 Run with ``pytest tests/benchmarks/test_load_bench.py --benchmark-enable``; with benchmarks
 disabled (the default) it processes the windows once and still checks the counts. Real time
-needs well under 1 s per window; docs/operations.md has the figures.
+needs well under 1 s per window; docs/operations.md has the figures. ``grid_filter`` is the
+opt-in position filter (DeviceConfig.grid_filter: grid posterior and phone offset carried
+over windows), measured beside the default Kalman track.
 """
 from __future__ import annotations
 
-from analytics.pipeline import Pipeline
+import pytest
+
+from analytics.devices import DeviceConfig
+from analytics.pipeline import Pipeline, PipelineConfig
 from tests.faults.harness import site, topic_of
 from tests.load.traffic import Traffic
 
@@ -16,11 +21,13 @@ WARM = 6
 ROUNDS = 8
 
 
-def test_bench_one_window_5000_devices_48_gateways(benchmark):
+@pytest.mark.parametrize("track", ["kalman", "grid_filter"])
+def test_bench_one_window_5000_devices_48_gateways(benchmark, track):
     traffic = Traffic(site())
     windows = [[(topic_of(b), b.encode(), len(b.s)) for b in traffic.window(k)]
                for k in range(WARM + ROUNDS + 1)]
-    pl = Pipeline(site())
+    cfg = PipelineConfig(device=DeviceConfig(grid_filter=track == "grid_filter"))
+    pl = Pipeline(site(), cfg)
     for w in windows[:WARM]:
         for topic, data, _n in w:
             pl.process_payload(topic, data, 0.0)
