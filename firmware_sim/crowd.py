@@ -43,7 +43,8 @@ class Crowd:
     ky: np.ndarray
     kf: np.ndarray  # knot floor index (int8)
     visits: list = field(default_factory=list)  # (agent, zone idx, enter, exit)
-    journeys: list = field(default_factory=list)  # (agent, t_in, entrance, floors, t_out, exit)
+    # (agent, t_in, entrance, floors (sorted set), t_out, exit, hops ((t, from, to, via), ...))
+    journeys: list = field(default_factory=list)
     purchases: list = field(default_factory=list)  # (t, store zone idx, agent, member, amount)
 
     @property
@@ -67,6 +68,7 @@ class _Builder:
         self.now = t
         self.pos = (float(xy[0]), float(xy[1]))
         self.floor = f
+        self.hops: list = []          # (t, from floor, to floor, via landing zone)
 
     def walk(self, xy: np.ndarray, f: int, speed: float) -> None:
         """Walk a polyline (M,2) on floor f starting at the current position."""
@@ -103,8 +105,11 @@ class _Builder:
         self.now += max(seconds, 0.0)
         self._knot(self.pos, self.floor)
 
-    def hop(self, xy, f: int, seconds: float) -> None:
-        """Change floor (escalator/lift) in ``seconds``; position may be the same xy."""
+    def hop(self, xy, f: int, seconds: float, via: int = -1) -> None:
+        """Change floor (escalator/lift) in ``seconds``; position may be the same xy. ``via``:
+        the zone of the landing left (-1 unknown). The change is noted half-way, where
+        positions switch floor (motion.py)."""
+        self.hops.append((self.now + 0.5 * seconds, self.floor, f, via))
         self.now += seconds
         self._knot(xy, f)
 
@@ -194,7 +199,8 @@ class Planner:
                     secs = LIFT_S_PER_FLOOR * df + 4.0
                 else:
                     secs = ESCALATOR_S_PER_FLOOR * df
-                b.hop(tuple(geo.node_xy[z_node]), int(floors[c]), secs)
+                b.hop(tuple(geo.node_xy[z_node]), int(floors[c]), secs,
+                      via=int(geo.node_zone[a_node]))
             start = c
         return np.unique(floors).tolist()
 
@@ -244,7 +250,9 @@ class Planner:
         t_exit = b.now
         despawn = int(rng.choice(self.spawn[e_out]))
         self._route(b, geo.entrances[e_out], despawn, speed, prefer)
-        journey = (agent, t_entry, e_in, tuple(sorted(floors)), t_exit, e_out)
+        # The floor changes between entry and exit, in order (``floors`` is only the set).
+        hops = tuple(h for h in b.hops if t_entry <= h[0] <= t_exit)
+        journey = (agent, t_entry, e_in, tuple(sorted(floors)), t_exit, e_out, hops)
         return b.arrays(), visits, journey, purchases
 
     def passerby(self, t0: float):

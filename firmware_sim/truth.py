@@ -9,8 +9,8 @@ import numpy as np
 from firmware_sim import devices as dv
 from firmware_sim.crowd import ROLES
 
-TRUTH_FILES = ("positions.csv", "visits.csv", "journeys.csv", "purchases.csv", "roles.csv",
-               "addresses.csv", "gateways.csv", "beacons.csv")
+TRUTH_FILES = ("positions.csv", "visits.csv", "journeys.csv", "floor_changes.csv",
+               "purchases.csv", "roles.csv", "addresses.csv", "gateways.csv", "beacons.csv")
 
 
 def person_id(i: int) -> str:
@@ -73,8 +73,14 @@ def write_plans(out: Path, world, t0: float, t1: float) -> None:
     _write(out / "journeys.csv", ("person", "entry", "entrance", "floors", "exit",
                                   "exit_entrance"),
            [(person_id(a), f"{ti:.2f}", z[ei], ";".join(geo.floor_ids[f] for f in fl),
-             f"{to:.2f}", z[eo]) for a, ti, ei, fl, to, eo in c.journeys
+             f"{to:.2f}", z[eo]) for a, ti, ei, fl, to, eo, _h in c.journeys
             if to >= t0 and ti < t1])
+    # Every floor change of a shopper between entry and exit, in order (journeys.csv's
+    # ``floors`` is the set of floors visited, not the path).
+    _write(out / "floor_changes.csv", ("person", "t", "from", "to", "via"),
+           [(person_id(a), f"{t:.2f}", geo.floor_ids[fa], geo.floor_ids[fb], z[v] if v >= 0 else "")
+            for a, _ti, _ei, _fl, _to, _eo, hops in c.journeys for t, fa, fb, v in hops
+            if t0 <= t < t1])
     _write(out / "purchases.csv", ("t", "store", "person", "member", "amount"),
            [(f"{t:.2f}", z[s], person_id(a), member_id(m), f"{amt:.2f}")
             for t, s, a, m, amt in c.purchases if t0 <= t < t1])

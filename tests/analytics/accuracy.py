@@ -205,15 +205,11 @@ def score(out: Output, tdir: Path, cfg) -> dict:
               if ours_by_store[z] else np.nan)
         conv[z] = (tc, float(oc))
     m["dwell"], m["conversion"] = dwell, conv
-    # Floor transitions F1 over (person, from, to) multisets.
-    tt = Counter()
-    complete = set()
-    for j in jour:
-        if t0 <= float(j["entry"]) and float(j["exit"]) < t1:
-            complete.add(j["person"])
-            fl = j["floors"].split(";")
-            for a, b in zip(fl, fl[1:]):
-                tt[(j["person"], a, b)] += 1
+    # Floor transitions F1 over (person, from, to) multisets: every change between entry and
+    # exit (floor_changes.csv; journeys.csv's ``floors`` is only the set of floors visited).
+    complete = {j["person"] for j in jour if t0 <= float(j["entry"]) and float(j["exit"]) < t1}
+    tt = Counter((c["person"], c["from"], c["to"]) for c in read(tdir / "floor_changes.csv")
+                 if c["person"] in complete)
     ot = Counter()
     for r, p in zip(recs, rec_person):
         # The same population on both sides: people whose whole journey lies in the run.
@@ -226,4 +222,11 @@ def score(out: Output, tdir: Path, cfg) -> dict:
     rec_ = inter / max(sum(tt.values()), 1)
     m["floor_tp"], m["floor_true"], m["floor_ours"] = inter, sum(tt.values()), sum(ot.values())
     m["floor_f1"] = 2 * prec * rec_ / max(prec + rec_, 1e-9)
+    # Diagnostic: the same with every record of the person (fragments left by an address
+    # rotation that was not linked included): floor-change detection without linking.
+    oa = Counter((p, a, b) for r, p in zip(recs, rec_person) if not r.excluded and p in complete
+                 for (_, a, b, _v) in r.floor_changes)
+    ia = sum((tt & oa).values())
+    pa, ra = ia / max(sum(oa.values()), 1), ia / max(sum(tt.values()), 1)
+    m["floor_f1_all_records"] = 2 * pa * ra / max(pa + ra, 1e-9)
     return m

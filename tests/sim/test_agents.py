@@ -147,6 +147,39 @@ def test_visits_and_journeys_are_consistent(frames_run, site):
         assert set(j["floors"].split(";")) <= {f.id for f in site.floors}
 
 
+def test_floor_changes_follow_the_positions(frames_run, site, positions):
+    """floor_changes.csv: each change is where the person's positions change floor, the
+    changes of one person chain (to -> next from), and all are floors of the journey."""
+    changes = read_csv(frames_run.truth_dir / "floor_changes.csv")
+    journeys = {j["person"]: j for j in read_csv(frames_run.truth_dir / "journeys.csv")}
+    roles = {r["person"]: r for r in read_csv(frames_run.truth_dir / "roles.csv")}
+    floor_at = {(r["device"], int(r["t"])): r["floor"] for r in positions}
+    by_person = defaultdict(list)
+    for c in changes:
+        by_person[c["person"]].append(c)
+    checked = 0
+    for p, cs in by_person.items():
+        assert roles[p]["role"] == "shopper"
+        assert {c["from"] for c in cs} | {c["to"] for c in cs} <= set(journeys[p]["floors"].split(";"))
+        for a, b in zip(cs, cs[1:]):
+            assert a["to"] == b["from"] and float(a["t"]) <= float(b["t"])
+        dev = roles[p]["devices"].split(";")[0]
+        for c in cs:
+            assert c["from"] != c["to"]
+            if c["via"]:
+                assert site.zone(c["via"]).kind in ("escalator", "lift")
+                assert site.zone(c["via"]).floor == c["from"]
+            t = float(c["t"])
+            before = [floor_at.get((dev, s)) for s in range(int(t) - 40, int(t) - 1)]
+            after = [floor_at.get((dev, s)) for s in range(int(t) + 1, int(t) + 3)]
+            before = [f for f in before if f is not None]
+            after = [f for f in after if f is not None]
+            if before and after:
+                assert c["from"] in before and after[-1] == c["to"], (c, before, after)
+                checked += 1
+    assert checked >= 3, checked
+
+
 def test_positions_inside_a_visit_are_in_that_store(frames_run, positions):
     visits = read_csv(frames_run.truth_dir / "visits.csv")
     where = {(r["device"], int(r["t"])): r["zone"] for r in positions}
