@@ -36,6 +36,7 @@ class DeviceConfig:
     floor_p_change: float = 0.02  # per window, next to an escalator or lift
     floor_commit_p: float = 0.95  # a new floor is committed at this posterior probability
     floor_settle_windows: int = 20  # before that, a change is the first guess corrected
+    floor_connector_m: float = 8.0  # a floor change needs the track this near an escalator/lift
     zone_t_enter_s: float = 30.0
     zone_t_exit_s: float = 120.0
     inside_tau_s: float = 10.0     # smoothing of the inside indicator
@@ -167,9 +168,14 @@ class DeviceTable:
                                  for i in conn]).reshape(-1, 2)
         self.conn_floor = self.zone_floor[conn] if len(conn) else np.zeros(0, int)
         self.conn_serves = [set(l) for l in links]
+        # Floors bottom to top, and (shaft, floor) -> landing zone: an escalator ride over
+        # several floors passes each.
+        self.floor_by_rank = np.argsort([f.elevation_m for f in site.floors], kind="stable")
+        self.floor_rank = np.argsort(self.floor_by_rank)
+        self.landing = {(zones[i].shaft or zones[i].id, int(self.zone_floor[i])): int(i) for i in conn}
         keep = [j for j, l in enumerate(links) if len(l) >= 2]
         self.connectors = Connectors([np.asarray(zones[conn[j]].polygon, float) for j in keep],
-                                     [links[j] for j in keep], near_m=8.0) if keep else None
+                                     [links[j] for j in keep], near_m=cfg.floor_connector_m) if keep else None
         from analytics.raster import ConnectorRaster, ZoneRaster
 
         self.zraster = ZoneRaster(self.zindex, self.loc.floor_bounds)
@@ -343,7 +349,8 @@ class DeviceTable:
             via = int(self.via[sj]) if t - self.via_t[sj] <= 90.0 else -1
             if via < 0:
                 via = self._nearest_connector(prev_xy[j], int(self.floor[sj]), int(newf[j]))
-            tr.floor_changes.append((sj, int(self.floor[sj]), int(newf[j]), t, via))
+            for step in self._rides(int(self.floor[sj]), int(newf[j]), via):
+                tr.floor_changes.append((sj,) + step[:2] + (t, step[2]))
         if changed.any():
             self.kf.reset(s[changed])
         self.floor[s] = newf
@@ -455,6 +462,23 @@ class DeviceTable:
                                   float(step.exit_t[sj])))
         for sj in np.flatnonzero(step.entered).tolist():
             tr.zone_enters.append((sj, int(step.zone[sj]), float(step.enter_t[sj])))
+
+    def _rides(self, f_from: int, f_to: int, via: int) -> list[tuple[int, int, int]]:
+        """(from, to, via) of a committed change: an escalator (or an unknown connector: most
+        shoppers ride escalators) goes one floor per ride, so a change over several floors is
+        each floor passed (the floor HMM's dwell cannot follow 20 s per floor); a lift goes
+        straight."""
+        if abs(f_to - f_from) <= 1 or (via >= 0 and self.zone_kind[via] == "lift"):
+            return [(f_from, f_to, via)]
+        shaft = (self.site.zones[via].shaft or self.zone_ids[via]) if via >= 0 else None
+        r0, r1 = self.floor_rank[f_from], self.floor_rank[f_to]
+        d = 1 if r1 > r0 else -1
+        out = []
+        for r in range(r0, r1, d):
+            a, b = int(self.floor_by_rank[r]), int(self.floor_by_rank[r + d])
+            v = via if a == f_from else self.landing.get((shaft, a), -1) if shaft else -1
+            out.append((a, b, v))
+        return out
 
     def _nearest_connector(self, xy, f_from: int, f_to: int, max_m: float = 25.0) -> int:
         """The landing on f_from of the nearest shaft serving f_to (-1 if none within max_m)."""
