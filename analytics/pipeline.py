@@ -44,7 +44,7 @@ class PipelineConfig:
     heat_every_s: float = 60.0
     heat_cell_m: float = 2.0
     present_s: float = 30.0           # heard within this long: counts as present (occupancy)
-    link_defer_s: float = 4.0         # wait this long before deciding an address rotation
+    link_defer_s: float = 16.0        # wait this long before deciding an address rotation
     housekeeping_s: float = 5.0       # visitor expiry / pending zone exits checked this often
     warmup_s: float = 300.0           # visitors found inside this early were there before ingest
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -259,6 +259,8 @@ class Pipeline:
             if v is not None:
                 v.first_t = min(v.first_t, g.first_t)
                 v.last_t = max(v.last_t, g.last_t)
+                # The fixed-device rule (VisitorRegistry.is_excluded) reads the largest spread.
+                v.spread_m = max(v.spread_m, g.spread_m)
                 if np.isfinite(g.bbox).all():
                     vb = v.bbox
                     vb[0], vb[1] = min(vb[0], g.bbox[0]), min(vb[1], g.bbox[1])
@@ -363,8 +365,11 @@ class Pipeline:
             if fl >= 0:
                 self.journey.set_floor(v.id, self.floor_ids[fl])
             if dev.inside[s]:
-                # It went inside while its link was being decided.
+                # It went inside while its link was being decided: through an entrance only
+                # after a committed outside state, as DeviceTable decides for its went_in.
                 e = int(dev.entrance[s]) if t - dev.entrance_t[s] <= 120.0 else -1
+                if not dev.been_out[s]:
+                    e = -1
                 self.journey.went_in(v.id, t, self.zone_ids[e] if e >= 0 else None)
             if chains:
                 self._chain_burst(v, s, fp, q, t_born, fl, xy, ble_pos)

@@ -149,6 +149,19 @@ def test_fixed_device_excluded(site):
     assert "excluded=1i" in vis[-1] and "visitors=0i" in vis[-1]
 
 
+def test_shopper_walking_that_long_is_not_a_fixed_device(site):
+    """The fixed-device rule needs the track's spread: a phone walking the corridor back and
+    forth for as long as fixed_min_s is a shopper (the spread once never reached visitors)."""
+    cfg = PipelineConfig(visitor=VisitorConfig(fixed_min_s=300.0))
+    leg = line("L1", (20, 30), (100, 30)) + line("L1", (100, 30), (20, 30))
+    w = Walker([(0, "ble-walker")], "ble", (leg * 3)[:420])
+    still = Walker([(0, "ble-fixed")], "ble", stay("L1", (35, 30), 420))
+    _, out = run(site, batches(site, [w, still], 420, seed=5), cfg)
+    by_id = {r.device_ids[0]: r for r in out.visits}
+    assert not by_id["ble-walker"].excluded
+    assert by_id["ble-fixed"].excluded
+
+
 def test_bad_payload_goes_to_deadletter(site):
     pl = Pipeline(site)
     topic = str(Topic.sightings(site.id, site.gateways[0].id))
