@@ -38,7 +38,7 @@ def readings(loc, xy, floor, rng, *, offset_db=-2.0, noise_db=5.0, n=1):
 
 def test_blur_keeps_mass_on_the_floor_and_spreads_by_sigma(loc):
     filt = GridFilter(loc.grid, 4, sigma_mps=1.5)
-    nx, ny, keep = loc.grid.lattice[1]
+    keep = loc.grid.lattice[1][2]
     g = loc.grid.tables[(1, 0)]["g"]
     start = int(np.argmin(np.hypot(g[:, 0] - 60.0, g[:, 1] - 20.0)))
     p = np.zeros((1, len(keep)), np.float32)
@@ -66,7 +66,7 @@ def test_stationary_phone_integrates_to_a_better_fix(loc):
                 continue
             mu1, *_ = loc.grid.solve(r, 1, 0)
             lp = filt.log_prior(slots, 1, float(k))
-            mu, _, _, nh, w = loc.grid.solve(r, 1, 0, log_prior=lp, posterior=True)
+            mu, _, _, _, w = loc.grid.solve(r, 1, 0, log_prior=lp, posterior=True)
             filt.store(slots, 1, float(k), w)
             single.append(np.hypot(*(mu1[0] - xy)))
             if k >= 30:
@@ -93,7 +93,7 @@ def test_unknown_phone_offset_is_learned_and_the_fix_follows():
             if not np.isfinite(r).any():
                 continue
             mu1, *_ = loc.grid.solve(r, 1, 0)
-            mu, _, _, nh, w, q = loc.grid.solve_joint(r, 1, 0, filt.log_q(slots, float(k)),
+            mu, _, _, _, w, q = loc.grid.solve_joint(r, 1, 0, filt.log_q(slots, float(k)),
                                                       log_prior=filt.log_prior(slots, 1, float(k)))
             filt.store(slots, 1, float(k), w, q)
             single.append(np.hypot(*(mu1[0] - xy)))

@@ -1,6 +1,7 @@
 """Agents stay in walkable zones, never walk through walls; staff and fixed devices stay put."""
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -161,7 +162,7 @@ def test_floor_changes_follow_the_positions(frames_run, site, positions):
     for p, cs in by_person.items():
         assert roles[p]["role"] == "shopper"
         assert {c["from"] for c in cs} | {c["to"] for c in cs} <= set(journeys[p]["floors"].split(";"))
-        for a, b in zip(cs, cs[1:]):
+        for a, b in itertools.pairwise(cs):
             assert a["to"] == b["from"] and float(a["t"]) <= float(b["t"])
         dev = roles[p]["devices"].split(";")[0]
         for c in cs:
