@@ -468,7 +468,8 @@ class DeviceTable:
         shoppers ride escalators) goes one floor per ride, so a change over several floors is
         each floor passed (the floor HMM's dwell cannot follow 20 s per floor); a lift goes
         straight."""
-        if abs(f_to - f_from) <= 1 or (via >= 0 and self.zone_kind[via] == "lift"):
+        if abs(int(self.floor_rank[f_to]) - int(self.floor_rank[f_from])) <= 1 or (
+                via >= 0 and self.zone_kind[via] == "lift"):
             return [(f_from, f_to, via)]
         shaft = (self.site.zones[via].shaft or self.zone_ids[via]) if via >= 0 else None
         r0, r1 = self.floor_rank[f_from], self.floor_rank[f_to]
