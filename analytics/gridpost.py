@@ -156,26 +156,31 @@ class GridPosterior:
             ll += log_prior
         ll -= ll.max(axis=1, keepdims=True)
         w = np.exp(ll, out=ll)
+        mu, cov, p_out, nh, _ = self._summary(w, tb, h)
+        if posterior:
+            w /= w.sum(axis=1, keepdims=True)
+            return mu, cov, p_out, nh, w
+        return mu, cov, p_out, nh
+
+    def _summary(self, w: np.ndarray, tb: dict, h: np.ndarray):
+        """Unnormalised grid weights (n, G) -> (mean, covariance, outside mass, gateways
+        heard, sum of weights); NaN position for a device no gateway heard."""
         mo = (w @ tb["mom32"]).astype(np.float64)        # (n, 8): sum w, x, y, x^2, xy, y^2, out, 0
+        total = mo[:, 0].copy()
         mo[:, 1:] /= mo[:, :1]
-        c0 = tb["c0"]
-        mu = mo[:, 1:3] + c0
+        mu = mo[:, 1:3] + tb["c0"]
         var = self.step**2 / 12.0
-        cov = np.empty((n, 2, 2))
+        cov = np.empty((len(w), 2, 2))
         cov[:, 0, 0] = np.maximum(mo[:, 3] - mo[:, 1] ** 2, 0) + var
         cov[:, 1, 1] = np.maximum(mo[:, 5] - mo[:, 2] ** 2, 0) + var
         cov[:, 0, 1] = cov[:, 1, 0] = mo[:, 4] - mo[:, 1] * mo[:, 2]
         if self.use_map:
             mu = tb["g"][np.argmax(w, axis=1)]
-        p_out = mo[:, 6]
         nh = h.sum(1)
         none = nh == 0
         mu[none] = np.nan
         cov[none] = np.nan
-        if posterior:
-            w /= w.sum(axis=1, keepdims=True)
-            return mu, cov, p_out, nh, w
-        return mu, cov, p_out, nh
+        return mu, cov, mo[:, 6], nh, total
 
     def solve_joint(self, rssi: np.ndarray, floor: int, kind: int, log_q: np.ndarray,
                     log_prior: np.ndarray | None = None, block: int = 512):
@@ -225,20 +230,9 @@ class GridPosterior:
         w = ll.sum(axis=0)                               # (n, G) positions
         q = ll.sum(axis=2).T.astype(np.float64)          # (n, J) offsets
         q /= q.sum(axis=1, keepdims=True)
-        mo = (w @ tb["mom32"]).astype(np.float64)
-        w /= mo[:, :1].astype(np.float32)
-        mo[:, 1:] /= mo[:, :1]
-        mu = mo[:, 1:3] + tb["c0"]
-        var = self.step**2 / 12.0
-        cov = np.empty((n, 2, 2))
-        cov[:, 0, 0] = np.maximum(mo[:, 3] - mo[:, 1] ** 2, 0) + var
-        cov[:, 1, 1] = np.maximum(mo[:, 5] - mo[:, 2] ** 2, 0) + var
-        cov[:, 0, 1] = cov[:, 1, 0] = mo[:, 4] - mo[:, 1] * mo[:, 2]
-        nh = h.sum(1)
-        none = nh == 0
-        mu[none] = np.nan
-        cov[none] = np.nan
-        return mu, cov, mo[:, 6], nh, w, q
+        mu, cov, p_out, nh, total = self._summary(w, tb, h)
+        w /= total[:, None].astype(np.float32)
+        return mu, cov, p_out, nh, w, q
 
 
 class GridFilter:
