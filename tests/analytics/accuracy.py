@@ -210,23 +210,21 @@ def score(out: Output, tdir: Path, cfg) -> dict:
     complete = {j["person"] for j in jour if t0 <= float(j["entry"]) and float(j["exit"]) < t1}
     tt = Counter((c["person"], c["from"], c["to"]) for c in read(tdir / "floor_changes.csv")
                  if c["person"] in complete)
-    ot = Counter()
-    for r, p in zip(recs, rec_person):
+    def ours(entered_only: bool) -> Counter:
         # The same population on both sides: people whose whole journey lies in the run.
-        if r.excluded or not r.entered or p not in complete:
-            continue
-        for (_, a, b, _v) in r.floor_changes:
-            ot[(p, a, b)] += 1
-    inter = sum((tt & ot).values())
-    prec = inter / max(sum(ot.values()), 1)
-    rec_ = inter / max(sum(tt.values()), 1)
-    m["floor_tp"], m["floor_true"], m["floor_ours"] = inter, sum(tt.values()), sum(ot.values())
-    m["floor_f1"] = 2 * prec * rec_ / max(prec + rec_, 1e-9)
-    # Diagnostic: the same with every record of the person (fragments left by an address
-    # rotation that was not linked included): floor-change detection without linking.
-    oa = Counter((p, a, b) for r, p in zip(recs, rec_person) if not r.excluded and p in complete
-                 for (_, a, b, _v) in r.floor_changes)
-    ia = sum((tt & oa).values())
-    pa, ra = ia / max(sum(oa.values()), 1), ia / max(sum(tt.values()), 1)
-    m["floor_f1_all_records"] = 2 * pa * ra / max(pa + ra, 1e-9)
+        return Counter((p, a, b) for r, p in zip(recs, rec_person)
+                       if not r.excluded and (r.entered or not entered_only) and p in complete
+                       for (_, a, b, _v) in r.floor_changes)
+
+    def f1(ot: Counter) -> tuple[int, float]:
+        inter = sum((tt & ot).values())
+        prec, rec_ = inter / max(sum(ot.values()), 1), inter / max(sum(tt.values()), 1)
+        return inter, 2 * prec * rec_ / max(prec + rec_, 1e-9)
+
+    ot = ours(entered_only=True)
+    m["floor_tp"], m["floor_f1"] = f1(ot)
+    m["floor_true"], m["floor_ours"] = sum(tt.values()), sum(ot.values())
+    # Diagnostic: every record of the person (fragments left by an address rotation that was
+    # not linked included): floor-change detection without linking.
+    m["floor_f1_all_records"] = f1(ours(entered_only=False))[1]
     return m
